@@ -1,0 +1,1267 @@
+/*
+** lmdb.c -- the only file of the core that touches the Lua API.
+**
+** It checks arguments, converts between Lua values and the pure-C parts
+** (buf, json, digest, sigv4, retry, endpoint, credentials, http) and owns
+** every C resource through a userdata whose __gc frees it, so a raised
+** error never leaks.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compat.h"
+#include "lunamodb.h"
+#include "lmdb_private.h"
+
+#define JSON_MAX_DEPTH 128
+
+#define MT_STATE    "lunamodb.core_state"
+#define MT_SIGNER   "lunamodb.signer"
+#define MT_POLICY   "lunamodb.retry_policy"
+#define MT_HTTP     "lunamodb.http"
+#define MT_REQUEST  "lunamodb.http_request"
+
+/* Per-lua_State scratch space, an upvalue of every module function that
+** needs it, so two states never share buffers (OpenResty: one per worker). */
+
+/* Upvalues of module functions: 1 = core_state, 2 = array_mt. */
+#define STATE_UPVALUE lua_upvalueindex(1)
+#define ARRAY_MT_UPVALUE lua_upvalueindex(2)
+
+/* The address of this variable is the light userdata standing for null. */
+static const char json_null_sentinel = 0;
+#define JSON_NULL ((void *)&json_null_sentinel)
+
+
+/* ------------------------------------------------------------ helpers */
+
+static lmdb_str check_str(lua_State *L, int idx) {
+  lmdb_str s;
+  s.ptr = luaL_checklstring(L, idx, &s.len);
+  return s;
+}
+
+static lmdb_str opt_str(lua_State *L, int idx) {
+  lmdb_str s = { NULL, 0 };
+  if (!lua_isnoneornil(L, idx))
+    s.ptr = luaL_checklstring(L, idx, &s.len);
+  return s;
+}
+
+/* t[field] as a string; raises naming the field when it is missing or of
+** the wrong type (required) or of the wrong type (optional). */
+static lmdb_str field_str(lua_State *L, int t, const char *field, int required) {
+  lmdb_str s = { NULL, 0 };
+  int ty;
+  lua_getfield(L, t, field);
+  ty = lua_type(L, -1);
+  if (ty == LUA_TSTRING) {
+    s.ptr = lua_tolstring(L, -1, &s.len);       /* stays alive: t holds it */
+  } else if (ty != LUA_TNIL || required) {
+    luaL_error(L, "field '%s' must be a string (got %s)", field, lua_typename(L, ty));
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+static int field_bool(lua_State *L, int t, const char *field, int dflt) {
+  int v = dflt, ty;
+  lua_getfield(L, t, field);
+  ty = lua_type(L, -1);
+  if (ty == LUA_TBOOLEAN)
+    v = lua_toboolean(L, -1);
+  else if (ty != LUA_TNIL)
+    luaL_error(L, "field '%s' must be a boolean (got %s)", field, lua_typename(L, ty));
+  lua_pop(L, 1);
+  return v;
+}
+
+static double field_num(lua_State *L, int t, const char *field, double dflt,
+                        double lo, double hi) {
+  double v = dflt;
+  int ty;
+  lua_getfield(L, t, field);
+  ty = lua_type(L, -1);
+  if (ty == LUA_TNUMBER) {
+    v = lua_tonumber(L, -1);
+    if (!(v >= lo && v <= hi))
+      luaL_error(L, "field '%s' must be between %g and %g (got %g)", field, lo, hi, v);
+  } else if (ty != LUA_TNIL) {
+    luaL_error(L, "field '%s' must be a number (got %s)", field, lua_typename(L, ty));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int64_t check_int64(lua_State *L, int idx) {
+#ifdef LMDB_NO_INTEGERS
+  lua_Number n = luaL_checknumber(L, idx);
+  luaL_argcheck(L, n == floor(n) && fabs(n) <= 9007199254740992.0, idx, "integer expected");
+  return (int64_t)n;
+#else
+  return (int64_t)luaL_checkinteger(L, idx);
+#endif
+}
+
+static void push_int64(lua_State *L, int64_t v) {
+#ifdef LMDB_NO_INTEGERS
+  lua_pushnumber(L, (lua_Number)v);
+#else
+  lua_pushinteger(L, (lua_Integer)v);
+#endif
+}
+
+static void push_str(lua_State *L, lmdb_str s) {
+  lua_pushlstring(L, s.ptr ? s.ptr : "", s.len);
+}
+
+static void push_buf(lua_State *L, const lmdb_buf *b) {
+  lua_pushlstring(L, b->data ? b->data : "", b->len);
+}
+
+/* --------------------------------------------------------- JSON encode */
+
+typedef struct path_seg {
+  const char *key;     /* NULL: array index */
+  size_t keylen;
+  lua_Integer index;
+} path_seg;
+
+typedef struct encoder {
+  lua_State *L;
+  lmdb_buf *out;
+  int array_mt;        /* stack index of core.array_mt */
+  int depth;
+  path_seg path[JSON_MAX_DEPTH + 1];
+} encoder;
+
+/* Raises "lunamodb.json: $.a.b[2]: what". */
+static int encode_error(encoder *e, const char *what) {
+  lua_State *L = e->L;
+  luaL_Buffer b;
+  int i;
+  char num[32];
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "lunamodb.json: $");
+  for (i = 0; i < e->depth; i++) {
+    if (e->path[i].key) {
+      luaL_addchar(&b, '.');
+      luaL_addlstring(&b, e->path[i].key, e->path[i].keylen > 64 ? 64 : e->path[i].keylen);
+    } else {
+      snprintf(num, sizeof num, "[%lld]", (long long)e->path[i].index);
+      luaL_addstring(&b, num);
+    }
+  }
+  luaL_addstring(&b, ": ");
+  luaL_addstring(&b, what);
+  luaL_pushresult(&b);
+  return lua_error(L);
+}
+
+static void encode_value(encoder *e, int idx);
+
+/* Per-lua_State scratch space, an upvalue of every module function that
+** needs it, so two states never share buffers (OpenResty: one per worker).
+** Neither the encoder nor the decoder calls back into Lua code, so they are
+** never re-entered. */
+typedef struct core_state {
+  lmdb_buf out;               /* JSON encoder output, reused */
+  encoder enc;
+  lmdb_json_lexer lexer;      /* its scratch buffer is reused */
+} core_state;
+
+static int state_gc(lua_State *L) {
+  core_state *st = (core_state *)luaL_checkudata(L, 1, MT_STATE);
+  lmdb_buf_free(&st->out);
+  lmdb_json_lexer_free(&st->lexer);
+  return 0;
+}
+
+static core_state *get_state(lua_State *L) {
+  return (core_state *)lua_touserdata(L, STATE_UPVALUE);
+}
+
+static void encode_number(encoder *e, int idx) {
+  char tmp[40];
+  int n;
+#ifndef LMDB_NO_INTEGERS
+  if (lua_isinteger(e->L, idx)) {
+    n = snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(e->L, idx));
+  } else
+#endif
+  {
+    lua_Number v = lua_tonumber(e->L, idx);
+    if (v != v || v == HUGE_VAL || v == -HUGE_VAL)
+      encode_error(e, "NaN and infinity cannot be encoded");
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+      n = snprintf(tmp, sizeof tmp, "%.0f", (double)v);
+    else
+      n = snprintf(tmp, sizeof tmp, "%.17g", (double)v);
+  }
+  if (lmdb_buf_append(e->out, tmp, (size_t)n) != 0)
+    encode_error(e, "not enough memory");
+}
+
+static void encode_string(encoder *e, int idx) {
+  size_t len;
+  const char *s = lua_tolstring(e->L, idx, &len);
+  int rc = lmdb_json_put_string(e->out, s, len);
+  if (rc == -2)
+    encode_error(e, "string is not valid UTF-8 (binary data must be base64-encoded)");
+  else if (rc != 0)
+    encode_error(e, "not enough memory");
+}
+
+static void encode_array(encoder *e, int idx, size_t n) {
+  size_t i;
+  if (lmdb_buf_putc(e->out, '[') != 0)
+    encode_error(e, "not enough memory");
+  for (i = 1; i <= n; i++) {
+    if (i > 1 && lmdb_buf_putc(e->out, ',') != 0)
+      encode_error(e, "not enough memory");
+    e->path[e->depth].key = NULL;
+    e->path[e->depth].index = (lua_Integer)i;
+    e->depth++;
+    lua_rawgeti(e->L, idx, (int)i);
+    encode_value(e, lua_gettop(e->L));
+    lua_pop(e->L, 1);
+    e->depth--;
+  }
+  if (lmdb_buf_putc(e->out, ']') != 0)
+    encode_error(e, "not enough memory");
+}
+
+static void encode_table(encoder *e, int idx) {
+  lua_State *L = e->L;
+  int first = 1;
+  if (e->depth >= JSON_MAX_DEPTH)
+    encode_error(e, "nesting deeper than 128 levels (or a cycle)");
+  luaL_checkstack(L, 6, "lunamodb.json: nesting too deep");
+  if (lua_getmetatable(L, idx)) {
+    int is_array = lua_rawequal(L, -1, e->array_mt);
+    lua_pop(L, 1);
+    if (is_array) {
+      encode_array(e, idx, lua_rawlen(L, idx));
+      return;
+    }
+  }
+  lua_rawgeti(L, idx, 1);
+  if (!lua_isnil(L, -1)) {                      /* a sequence: check it is pure */
+    size_t n = lua_rawlen(L, idx), count = 0;
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      lua_pop(L, 1);
+      count++;
+    }
+    if (count != n)
+      encode_error(e, "table mixes array items and other keys (or has holes)");
+    encode_array(e, idx, n);
+    return;
+  }
+  lua_pop(L, 1);
+  if (lmdb_buf_putc(e->out, '{') != 0)
+    encode_error(e, "not enough memory");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    size_t klen;
+    const char *k;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      const char *tn = lua_typename(L, lua_type(L, -2));
+      lua_pushfstring(L, "object keys must be strings (got a %s key)", tn);
+      encode_error(e, lua_tostring(L, -1));
+    }
+    k = lua_tolstring(L, -2, &klen);
+    if (!first && lmdb_buf_putc(e->out, ',') != 0)
+      encode_error(e, "not enough memory");
+    first = 0;
+    e->path[e->depth].key = k;
+    e->path[e->depth].keylen = klen;
+    e->depth++;
+    if (lmdb_json_put_string(e->out, k, klen) != 0) {
+      e->depth--;
+      encode_error(e, "key is not valid UTF-8");
+    }
+    if (lmdb_buf_putc(e->out, ':') != 0)
+      encode_error(e, "not enough memory");
+    encode_value(e, lua_gettop(L));
+    e->depth--;
+    lua_pop(L, 1);
+  }
+  if (lmdb_buf_putc(e->out, '}') != 0)
+    encode_error(e, "not enough memory");
+}
+
+static void encode_value(encoder *e, int idx) {
+  switch (lua_type(e->L, idx)) {
+    case LUA_TSTRING: encode_string(e, idx); break;
+    case LUA_TNUMBER: encode_number(e, idx); break;
+    case LUA_TTABLE: encode_table(e, idx); break;
+    case LUA_TBOOLEAN:
+      if (lmdb_buf_puts(e->out, lua_toboolean(e->L, idx) ? "true" : "false") != 0)
+        encode_error(e, "not enough memory");
+      break;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(e->L, idx) == JSON_NULL) {
+        if (lmdb_buf_puts(e->out, "null") != 0)
+          encode_error(e, "not enough memory");
+        break;
+      }
+      /* fall through */
+    default: {
+      const char *tn = lua_typename(e->L, lua_type(e->L, idx));
+      lua_pushfstring(e->L, "a %s cannot be encoded", tn);
+      encode_error(e, lua_tostring(e->L, -1));
+    }
+  }
+}
+
+static int core_json_encode(lua_State *L) {
+  core_state *st = get_state(L);
+  encoder *e = &st->enc;
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  e->L = L;
+  e->out = &st->out;
+  e->depth = 0;
+  lua_pushvalue(L, ARRAY_MT_UPVALUE);
+  e->array_mt = lua_gettop(L);
+  lmdb_buf_reset(&st->out);
+  encode_value(e, 1);
+  push_buf(L, &st->out);
+  if (st->out.cap > 1 << 20) {                 /* don't pin a huge buffer */
+    lmdb_buf_free(&st->out);
+  }
+  return 1;
+}
+
+/* --------------------------------------------------------- JSON decode */
+
+static int decode_value(lua_State *L, lmdb_json_lexer *lx, lmdb_json_token t, int array_mt);
+
+static void push_number_token(lua_State *L, lmdb_json_lexer *lx) {
+  if (lx->is_integer) {
+#ifdef LMDB_NO_INTEGERS
+    lua_pushnumber(L, (lua_Number)lx->integer);
+#else
+    lua_pushinteger(L, (lua_Integer)lx->integer);
+#endif
+  } else {
+    char tmp[64];
+    size_t n = lx->tok.len < sizeof tmp - 1 ? lx->tok.len : sizeof tmp - 1;
+    char *endp;
+    if (lx->tok.len >= sizeof tmp) {            /* a very long number: copy it */
+      char *big = (char *)malloc(lx->tok.len + 1);
+      double v;
+      if (big == NULL) { lua_pushnumber(L, 0); return; }
+      memcpy(big, lx->tok.ptr, lx->tok.len);
+      big[lx->tok.len] = '\0';
+      v = strtod(big, &endp);
+      free(big);
+      lua_pushnumber(L, (lua_Number)v);
+      return;
+    }
+    memcpy(tmp, lx->tok.ptr, n);
+    tmp[n] = '\0';
+    lua_pushnumber(L, (lua_Number)strtod(tmp, &endp));
+  }
+}
+
+/* Pushes the value that starts with token t; returns 0 on a lexer error. */
+static int decode_value(lua_State *L, lmdb_json_lexer *lx, lmdb_json_token t, int array_mt) {
+  switch (t) {
+    case LMDB_JSON_STRING: lua_pushlstring(L, lx->tok.ptr, lx->tok.len); return 1;
+    case LMDB_JSON_NUMBER: push_number_token(L, lx); return 1;
+    case LMDB_JSON_TRUE: lua_pushboolean(L, 1); return 1;
+    case LMDB_JSON_FALSE: lua_pushboolean(L, 0); return 1;
+    case LMDB_JSON_NULL: lua_pushlightuserdata(L, JSON_NULL); return 1;
+    case LMDB_JSON_OBJECT_START:
+      luaL_checkstack(L, 4, "lunamodb.json: nesting too deep");
+      lua_createtable(L, 0, 4);
+      for (;;) {
+        t = lmdb_json_next(lx);
+        if (t == LMDB_JSON_OBJECT_END) return 1;
+        if (t != LMDB_JSON_STRING) return 0;
+        lua_pushlstring(L, lx->tok.ptr, lx->tok.len);
+        if (!decode_value(L, lx, lmdb_json_next(lx), array_mt)) return 0;
+        lua_rawset(L, -3);
+      }
+    case LMDB_JSON_ARRAY_START: {
+      int i = 0;
+      luaL_checkstack(L, 4, "lunamodb.json: nesting too deep");
+      lua_createtable(L, 4, 0);
+      lua_pushvalue(L, array_mt);
+      lua_setmetatable(L, -2);
+      for (;;) {
+        t = lmdb_json_next(lx);
+        if (t == LMDB_JSON_ARRAY_END) return 1;
+        if (!decode_value(L, lx, t, array_mt)) return 0;
+        lua_rawseti(L, -2, ++i);
+      }
+    }
+    default:
+      return 0;
+  }
+}
+
+static int core_json_decode(lua_State *L) {
+  core_state *st = get_state(L);
+  lmdb_json_lexer *lx = &st->lexer;
+  lmdb_str s = check_str(L, 1);
+  int base, ok;
+  lua_settop(L, 1);
+  lua_pushvalue(L, ARRAY_MT_UPVALUE);
+  base = lua_gettop(L);
+  lmdb_json_lexer_init(lx, s.ptr, s.len, JSON_MAX_DEPTH);
+  ok = decode_value(L, lx, lmdb_json_next(lx), base);
+  if (ok && lmdb_json_next(lx) != LMDB_JSON_END)
+    ok = 0;
+  if (!ok) {
+    lua_settop(L, base);
+    lua_pushnil(L);
+    lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)lx->error_offset + 1,
+                    lx->error ? lx->error : "unexpected token");
+    return 2;
+  }
+  if (lx->scratch.cap > 1 << 20)
+    lmdb_buf_free(&lx->scratch);
+  return 1;
+}
+
+/* ------------------------------------------------- digests, time, misc */
+
+static int core_sha256_hex(lua_State *L) {
+  lmdb_str s = check_str(L, 1);
+  char hex[65];
+  lmdb_sha256_hex(s.ptr, s.len, hex);
+  lua_pushlstring(L, hex, 64);
+  return 1;
+}
+
+static int core_hmac_sha256(lua_State *L) {
+  lmdb_str k = check_str(L, 1), m = check_str(L, 2);
+  unsigned char out[32];
+  if (lmdb_hmac_sha256(k.ptr, k.len, m.ptr, m.len, out) != 0)
+    return luaL_error(L, "lunamodb: HMAC-SHA256 failed");
+  lua_pushlstring(L, (const char *)out, 32);
+  lmdb_cleanse(out, sizeof out);
+  return 1;
+}
+
+static int core_crc32(lua_State *L) {
+  lmdb_str s = check_str(L, 1);
+  push_int64(L, (int64_t)lmdb_crc32(0, s.ptr, s.len));
+  return 1;
+}
+
+static int core_uuid4(lua_State *L) {
+  char u[37];
+  if (lmdb_uuid4(u) != 0)
+    return luaL_error(L, "lunamodb: the random number generator failed");
+  lua_pushlstring(L, u, 36);
+  return 1;
+}
+
+static int core_random(lua_State *L) {
+  uint64_t r;
+  if (lmdb_random_bytes(&r, sizeof r) != 0)
+    return luaL_error(L, "lunamodb: the random number generator failed");
+  lua_pushnumber(L, (lua_Number)(r >> 11) * (1.0 / 9007199254740992.0));  /* 53 bits */
+  return 1;
+}
+
+static int64_t clock_ms(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int core_now_ms(lua_State *L) {
+  push_int64(L, clock_ms(CLOCK_REALTIME));
+  return 1;
+}
+
+static int core_monotonic_ms(lua_State *L) {
+  push_int64(L, clock_ms(CLOCK_MONOTONIC));
+  return 1;
+}
+
+/* Blocks the calling thread: only the blocking driver uses it, between
+** retries, when nothing else is waiting on the transport. */
+static int core_sleep_ms(lua_State *L) {
+  lua_Number ms = luaL_checknumber(L, 1);
+  struct timespec ts;
+  if (ms > 0) {
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)((ms - (lua_Number)ts.tv_sec * 1000) * 1000000);
+    while (nanosleep(&ts, &ts) != 0)
+      ;                                         /* resumed after a signal */
+  }
+  return 0;
+}
+
+static int core_parse_http_date(lua_State *L) {
+  int64_t t;
+  if (lmdb_parse_http_date(check_str(L, 1), &t) != 0)
+    return 0;
+  push_int64(L, t);
+  return 1;
+}
+
+/* --------------------------------------------------------------- SigV4 */
+
+typedef struct signer_ud {
+  lmdb_sigv4_signer s;
+  lmdb_sigv4_result r;
+} signer_ud;
+
+static int signer_gc(lua_State *L) {
+  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  lmdb_sigv4_signer_free(&u->s);
+  lmdb_sigv4_result_free(&u->r);
+  return 0;
+}
+
+static signer_ud *signer_new(lua_State *L) {
+  signer_ud *u = (signer_ud *)lua_newuserdatauv(L, sizeof *u, 0);
+  lmdb_sigv4_signer_init(&u->s);
+  lmdb_sigv4_result_init(&u->r);
+  luaL_setmetatable(L, MT_SIGNER);
+  return u;
+}
+
+static void check_header_safe(lua_State *L, lmdb_str v, const char *what) {
+  if (!lmdb_header_value_safe(v))
+    luaL_error(L, "lunamodb: %s contains CR, LF or NUL", what);
+}
+
+static void signer_set(lua_State *L, signer_ud *u, lmdb_str akid, lmdb_str secret,
+                       lmdb_str token) {
+  if (akid.len == 0)
+    luaL_error(L, "lunamodb: access key id is empty");
+  if (secret.len == 0)
+    luaL_error(L, "lunamodb: secret access key is empty");
+  check_header_safe(L, akid, "access key id");
+  check_header_safe(L, token, "session token");
+  if (lmdb_sigv4_set_credentials(&u->s, akid, secret, token) != 0)
+    luaL_error(L, "lunamodb: not enough memory");
+}
+
+static int core_signer(lua_State *L) {
+  signer_new(L);
+  return 1;
+}
+
+static int signer_set_credentials(lua_State *L) {
+  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  signer_set(L, u, check_str(L, 2), check_str(L, 3), opt_str(L, 4));
+  return 0;
+}
+
+static int signer_tostring(lua_State *L) {
+  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  if (u->s.access_key_id.len)
+    lua_pushfstring(L, "lunamodb.signer (%s)", u->s.access_key_id.data);
+  else
+    lua_pushliteral(L, "lunamodb.signer (no credentials)");
+  return 1;
+}
+
+/* A value may carry obs-fold continuation lines ("\n" then a space or tab),
+** which canonicalisation collapses; anything else that could end a header
+** line is refused. */
+static int value_folding_safe(lmdb_str v) {
+  size_t i;
+  for (i = 0; i < v.len; i++) {
+    char c = v.ptr[i];
+    if (c == '\r' || c == '\0')
+      return 0;
+    if (c == '\n' && (i + 1 >= v.len || (v.ptr[i + 1] != ' ' && v.ptr[i + 1] != '\t')))
+      return 0;
+  }
+  return 1;
+}
+
+/* Reads an array of {name, value} pairs at idx into a header array that
+** lives in a userdata pushed on the stack (freed by the GC). */
+static lmdb_header *check_headers(lua_State *L, int idx, size_t *n) {
+  size_t i, count;
+  lmdb_header *h;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  count = lua_rawlen(L, idx);
+  h = (lmdb_header *)lua_newuserdatauv(L, (count ? count : 1) * sizeof *h, 0);
+  for (i = 0; i < count; i++) {
+    lua_rawgeti(L, idx, (int)i + 1);
+    if (lua_type(L, -1) != LUA_TTABLE)
+      luaL_error(L, "lunamodb: header %d must be a {name, value} pair", (int)i + 1);
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "lunamodb: header %d must have a string name and value", (int)i + 1);
+    h[i].name.ptr = lua_tolstring(L, -2, &h[i].name.len);
+    h[i].value.ptr = lua_tolstring(L, -1, &h[i].value.len);
+    /* the strings stay alive: the pair table is held by the headers table */
+    lua_pop(L, 3);
+    if (h[i].name.len == 0)
+      luaL_error(L, "lunamodb: header %d has an empty name", (int)i + 1);
+    check_header_safe(L, h[i].name, "a header name");
+    if (!value_folding_safe(h[i].value)) {
+      lua_pushlstring(L, h[i].name.ptr, h[i].name.len);
+      luaL_error(L, "lunamodb: header '%s' value contains CR, NUL or a line break "
+                 "not followed by whitespace", lua_tostring(L, -1));
+    }
+  }
+  *n = count;
+  return h;
+}
+
+static void push_sign_result(lua_State *L, const lmdb_sigv4_signer *s,
+                             const lmdb_sigv4_result *r, int sign_body) {
+  int n = 0;
+  lua_createtable(L, 0, 8);
+  push_buf(L, &r->canonical_request); lua_setfield(L, -2, "canonical_request");
+  push_buf(L, &r->string_to_sign); lua_setfield(L, -2, "string_to_sign");
+  lua_pushlstring(L, r->signature, 64); lua_setfield(L, -2, "signature");
+  push_buf(L, &r->signed_headers); lua_setfield(L, -2, "signed_headers");
+  push_buf(L, &r->authorization); lua_setfield(L, -2, "authorization");
+  lua_pushlstring(L, r->amz_date, 16); lua_setfield(L, -2, "amz_date");
+  lua_createtable(L, 4, 0);
+#define ADD_PAIR(NAME, PUSHV) do { lua_createtable(L, 2, 0); lua_pushliteral(L, NAME); \
+    lua_rawseti(L, -2, 1); PUSHV; lua_rawseti(L, -2, 2); lua_rawseti(L, -2, ++n); } while (0)
+  ADD_PAIR("X-Amz-Date", lua_pushlstring(L, r->amz_date, 16));
+  if (s->session_token.len)
+    ADD_PAIR("X-Amz-Security-Token", push_buf(L, &s->session_token));
+  if (sign_body)
+    ADD_PAIR("x-amz-content-sha256", push_buf(L, &r->payload_hash));
+  ADD_PAIR("Authorization", push_buf(L, &r->authorization));
+#undef ADD_PAIR
+  lua_setfield(L, -2, "headers");
+}
+
+static int do_sign(lua_State *L, signer_ud *u, lmdb_str region, lmdb_str service,
+                   int64_t when, lmdb_sigv4_request *req) {
+  if (region.len == 0)
+    return luaL_error(L, "lunamodb: region is required for signing");
+  if (service.len == 0)
+    return luaL_error(L, "lunamodb: service is required for signing");
+  if (u->s.access_key_id.len == 0)
+    return luaL_error(L, "lunamodb: no credentials to sign with");
+  if (lmdb_sigv4_sign(&u->s, region, service, when, req, &u->r) != 0)
+    return luaL_error(L, "lunamodb: signing failed (not enough memory)");
+  push_sign_result(L, &u->s, &u->r, req->sign_body);
+  return 1;
+}
+
+static int core_sigv4_sign(lua_State *L) {
+  lmdb_sigv4_request req;
+  lmdb_str region, service, akid, secret, token;
+  int64_t when;
+  signer_ud *u;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  memset(&req, 0, sizeof req);
+  req.method = field_str(L, 1, "method", 1);
+  req.path = field_str(L, 1, "path", 1);
+  req.query = field_str(L, 1, "query", 0);
+  req.body = field_str(L, 1, "body", 0);
+  region = field_str(L, 1, "region", 0);
+  service = field_str(L, 1, "service", 0);
+  akid = field_str(L, 1, "access_key_id", 1);
+  secret = field_str(L, 1, "secret_access_key", 1);
+  token = field_str(L, 1, "session_token", 0);
+  req.normalize_path = field_bool(L, 1, "normalize", 1);
+  req.sign_body = field_bool(L, 1, "sign_body", 0);
+  req.omit_session_token = field_bool(L, 1, "omit_session_token", 0);
+  lua_getfield(L, 1, "time");
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    return luaL_error(L, "field 'time' must be epoch seconds (got %s)", luaL_typename(L, -1));
+  when = check_int64(L, -1);
+  lua_getfield(L, 1, "headers");
+  if (lua_type(L, -1) != LUA_TTABLE)
+    return luaL_error(L, "field 'headers' must be an array of {name, value} pairs");
+  req.headers = check_headers(L, lua_gettop(L), &req.nheaders);
+  u = signer_new(L);
+  signer_set(L, u, akid, secret, token);
+  return do_sign(L, u, region, service, when, &req);
+}
+
+static int signer_sign(lua_State *L) {
+  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  lmdb_sigv4_request req;
+  lmdb_str region = check_str(L, 2), service = check_str(L, 3);
+  int64_t when = check_int64(L, 4);
+  memset(&req, 0, sizeof req);
+  req.method = check_str(L, 5);
+  req.path = check_str(L, 6);
+  req.query = opt_str(L, 7);
+  req.body = opt_str(L, 9);
+  req.normalize_path = 1;
+  req.headers = check_headers(L, 8, &req.nheaders);
+  return do_sign(L, u, region, service, when, &req);
+}
+
+/* signer:sign_post(region, service, time, host, target, body) -> amz_date,
+** authorization: the DynamoDB request shape, without building tables. */
+static int signer_sign_post(lua_State *L) {
+  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  lmdb_sigv4_request req;
+  lmdb_header h[3];
+  lmdb_str region = check_str(L, 2), service = check_str(L, 3);
+  int64_t when = check_int64(L, 4);
+  memset(&req, 0, sizeof req);
+  h[0].name.ptr = "Content-Type"; h[0].name.len = 12;
+  h[0].value.ptr = "application/x-amz-json-1.0"; h[0].value.len = 26;
+  h[1].name.ptr = "Host"; h[1].name.len = 4;
+  h[1].value = check_str(L, 5);
+  h[2].name.ptr = "X-Amz-Target"; h[2].name.len = 12;
+  h[2].value = check_str(L, 6);
+  check_header_safe(L, h[1].value, "host");
+  check_header_safe(L, h[2].value, "target");
+  req.method.ptr = "POST"; req.method.len = 4;
+  req.path.ptr = "/"; req.path.len = 1;
+  req.body = check_str(L, 7);
+  req.headers = h;
+  req.nheaders = 3;
+  req.normalize_path = 1;
+  if (region.len == 0)
+    return luaL_error(L, "lunamodb: region is required for signing");
+  if (u->s.access_key_id.len == 0)
+    return luaL_error(L, "lunamodb: no credentials to sign with");
+  if (lmdb_sigv4_sign(&u->s, region, service, when, &req, &u->r) != 0)
+    return luaL_error(L, "lunamodb: signing failed (not enough memory)");
+  lua_pushlstring(L, u->r.amz_date, 16);
+  push_buf(L, &u->r.authorization);
+  if (u->s.session_token.len) {
+    push_buf(L, &u->s.session_token);
+    return 3;
+  }
+  return 2;
+}
+
+/* ------------------------------------------------------------- retries */
+
+static const char *const class_names[] = {
+  "ok", "throttle", "transient", "timeout", "skew", "fatal", NULL
+};
+static const char *const net_names[] = {
+  "ok", "not_sent", "timeout", "ambiguous", "too_large", "closed", "other", NULL
+};
+
+static int core_error_code(lua_State *L) {
+  push_str(L, lmdb_error_code(check_str(L, 1)));
+  return 1;
+}
+
+static int core_classify(lua_State *L) {
+  long status = (long)luaL_optinteger(L, 1, 0);
+  lmdb_str code = opt_str(L, 2), message = opt_str(L, 3);
+  lmdb_net_status net = (lmdb_net_status)luaL_checkoption(L, 4, "ok", net_names);
+  int crc = lua_toboolean(L, 5);
+  lua_pushstring(L, class_names[lmdb_retry_classify(status, code, message, net, crc)]);
+  return 1;
+}
+
+static int core_retry_policy(lua_State *L) {
+  lmdb_retry_policy *p;
+  int has_opts = !lua_isnoneornil(L, 1);
+  if (has_opts)
+    luaL_checktype(L, 1, LUA_TTABLE);
+  p = (lmdb_retry_policy *)lua_newuserdatauv(L, sizeof *p, 0);
+  lmdb_retry_policy_init(p);
+  luaL_setmetatable(L, MT_POLICY);
+  if (has_opts) {
+    p->max_attempts = (int)field_num(L, 1, "max_attempts", p->max_attempts, 1, 100);
+    p->base_ms = field_num(L, 1, "base_ms", p->base_ms, 0, 3600000);
+    p->throttle_base_ms = field_num(L, 1, "throttle_base_ms", p->throttle_base_ms, 0, 3600000);
+    p->cap_ms = field_num(L, 1, "cap_ms", p->cap_ms, 0, 3600000);
+    p->quota_max = (int)field_num(L, 1, "quota", p->quota_max, 0, 1000000);
+    p->quota = p->quota_max;
+    p->cost_transient = (int)field_num(L, 1, "cost_transient", p->cost_transient, 0, 1000000);
+    p->cost_throttle = (int)field_num(L, 1, "cost_throttle", p->cost_throttle, 0, 1000000);
+    p->cost_timeout = (int)field_num(L, 1, "cost_timeout", p->cost_timeout, 0, 1000000);
+  }
+  return 1;
+}
+
+static int policy_decide(lua_State *L) {
+  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  lmdb_retry_class c = (lmdb_retry_class)luaL_checkoption(L, 2, NULL, class_names);
+  int attempt = (int)luaL_checkinteger(L, 3);
+  double retry_after = luaL_optnumber(L, 4, -1);
+  double rnd, delay = 0;
+  const char *why = NULL;
+  if (lua_isnoneornil(L, 5)) {
+    uint64_t r;
+    if (lmdb_random_bytes(&r, sizeof r) != 0)
+      return luaL_error(L, "lunamodb: the random number generator failed");
+    rnd = (double)(r >> 11) * (1.0 / 9007199254740992.0);
+  } else {
+    rnd = luaL_checknumber(L, 5);
+    luaL_argcheck(L, rnd >= 0 && rnd <= 1, 5, "must be in [0, 1]");
+  }
+  if (lmdb_retry_decide(p, attempt, c, retry_after, rnd, &delay, &why)) {
+    lua_pushnumber(L, delay);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, why ? why : "not_retryable");
+  return 2;
+}
+
+static int policy_success(lua_State *L) {
+  lmdb_retry_on_success((lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY));
+  return 0;
+}
+
+static int policy_quota(lua_State *L) {
+  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  lua_pushinteger(L, p->quota);
+  return 1;
+}
+
+static int policy_max_attempts(lua_State *L) {
+  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  lua_pushinteger(L, p->max_attempts);
+  return 1;
+}
+
+static int policy_observe_clock(lua_State *L) {
+  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  int r = lmdb_retry_observe_clock(p, check_int64(L, 2), check_int64(L, 3),
+                                   check_int64(L, 4), lua_toboolean(L, 5));
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+static int policy_clock_offset_ms(lua_State *L) {
+  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  push_int64(L, p->clock_offset_ms);
+  return 1;
+}
+
+/* ----------------------------------------------------------- endpoints */
+
+static int core_parse_url(lua_State *L) {
+  lmdb_url u;
+  const char *why = NULL;
+  lmdb_buf hh;
+  if (lmdb_url_parse(check_str(L, 1), &u, &why) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, why ? why : "malformed URL");
+    return 2;
+  }
+  lua_createtable(L, 0, 6);
+  push_str(L, u.scheme); lua_setfield(L, -2, "scheme");
+  push_str(L, u.host); lua_setfield(L, -2, "host");
+  lua_pushinteger(L, u.port); lua_setfield(L, -2, "port");
+  push_str(L, u.path); lua_setfield(L, -2, "path");
+  lua_pushboolean(L, u.ipv6); lua_setfield(L, -2, "ipv6");
+  lmdb_buf_init(&hh);
+  if (lmdb_url_host_header(&u, &hh) != 0) {
+    lmdb_buf_free(&hh);
+    return luaL_error(L, "lunamodb: not enough memory");
+  }
+  lua_pushlstring(L, hh.data ? hh.data : "", hh.len);
+  lmdb_buf_free(&hh);
+  lua_setfield(L, -2, "host_header");
+  return 1;
+}
+
+static int core_region_valid(lua_State *L) {
+  lua_pushboolean(L, lmdb_region_valid(check_str(L, 1)));
+  return 1;
+}
+
+static int core_header_value_safe(lua_State *L) {
+  lua_pushboolean(L, lmdb_header_value_safe(check_str(L, 1)));
+  return 1;
+}
+
+static int core_container_uri_allowed(lua_State *L) {
+  lua_pushboolean(L, lmdb_container_uri_allowed(check_str(L, 1)));
+  return 1;
+}
+
+/* --------------------------------------------------------- credentials */
+
+typedef struct profile_ud {
+  lmdb_profile p;
+} profile_ud;
+
+#define MT_PROFILE "lunamodb.profile"
+
+static int profile_gc(lua_State *L) {
+  profile_ud *u = (profile_ud *)luaL_checkudata(L, 1, MT_PROFILE);
+  lmdb_profile_free(&u->p);
+  return 0;
+}
+
+static int core_load_profile(lua_State *L) {
+  const char *cred = luaL_optstring(L, 1, NULL);
+  const char *conf = luaL_optstring(L, 2, NULL);
+  const char *name = luaL_checkstring(L, 3);
+  char err[256];
+  profile_ud *u = (profile_ud *)lua_newuserdatauv(L, sizeof *u, 0);
+  lmdb_profile_init(&u->p);
+  luaL_setmetatable(L, MT_PROFILE);             /* frees the profile on any raise */
+  err[0] = '\0';
+  if (lmdb_profile_load(cred, conf, name, &u->p, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err[0] ? err : "cannot read the AWS shared files");
+    return 2;
+  }
+  lua_createtable(L, 0, 8);
+#define SET_FIELD(KEY, BUF) if (u->p.BUF.len) { push_buf(L, &u->p.BUF); lua_setfield(L, -2, KEY); }
+  SET_FIELD("aws_access_key_id", access_key_id);
+  SET_FIELD("aws_secret_access_key", secret_access_key);
+  SET_FIELD("aws_session_token", session_token);
+  SET_FIELD("region", region);
+  SET_FIELD("endpoint_url", endpoint_url);
+  SET_FIELD("ca_bundle", ca_bundle);
+  SET_FIELD("max_attempts", max_attempts);
+  SET_FIELD("role_arn", role_arn);
+  SET_FIELD("credential_source", credential_source);
+  SET_FIELD("source_profile", source_profile);
+  SET_FIELD("credential_process", credential_process);
+  SET_FIELD("sso_start_url", sso_start_url);
+  SET_FIELD("sso_session", sso_session);
+  SET_FIELD("web_identity_token_file", web_identity_token_file);
+#undef SET_FIELD
+  lua_pushboolean(L, u->p.found_in_credentials || u->p.found_in_config);
+  lua_setfield(L, -2, "found");
+  return 1;
+}
+
+/* ------------------------------------------------------ curl transport */
+
+typedef struct http_ud {
+  lmdb_http *h;                 /* NULL once closed */
+} http_ud;
+
+typedef struct request_ud {
+  lmdb_http_request *r;         /* NULL once released */
+  int http_ref;                 /* keeps the transport alive while in use */
+} request_ud;
+
+static http_ud *check_http(lua_State *L) {
+  http_ud *u = (http_ud *)luaL_checkudata(L, 1, MT_HTTP);
+  if (u->h == NULL)
+    luaL_error(L, "attempt to use a closed lunamodb transport");
+  return u;
+}
+
+static int core_http(lua_State *L) {
+  http_ud *u = (http_ud *)lua_newuserdatauv(L, sizeof *u, 0);
+  u->h = NULL;
+  luaL_setmetatable(L, MT_HTTP);
+  u->h = lmdb_http_new();
+  if (u->h == NULL)
+    return luaL_error(L, "lunamodb: cannot create a curl multi handle");
+  return 1;
+}
+
+static int http_close(lua_State *L) {
+  http_ud *u = (http_ud *)luaL_checkudata(L, 1, MT_HTTP);
+  if (u->h) {
+    lmdb_http_free(u->h);
+    u->h = NULL;
+  }
+  return 0;
+}
+
+static int http_tostring(lua_State *L) {
+  http_ud *u = (http_ud *)luaL_checkudata(L, 1, MT_HTTP);
+  if (u->h)
+    lua_pushfstring(L, "lunamodb.http (%d running)", lmdb_http_running(u->h));
+  else
+    lua_pushliteral(L, "lunamodb.http (closed)");
+  return 1;
+}
+
+static long opt_ms(lua_State *L, int t, const char *field) {
+  return (long)field_num(L, t, field, 0, 0, 86400000.0);
+}
+
+static int http_submit(lua_State *L) {
+  http_ud *u = check_http(L);
+  const char *method = luaL_checkstring(L, 2);
+  const char *url = luaL_checkstring(L, 3);
+  lmdb_str body = opt_str(L, 5);
+  lmdb_http_opts o;
+  const char **lines;
+  size_t n, i;
+  char err[256];
+  request_ud *ru;
+  memset(&o, 0, sizeof o);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 6)) {
+    luaL_checktype(L, 6, LUA_TTABLE);
+    o.connect_timeout_ms = opt_ms(L, 6, "connect_timeout_ms");
+    o.read_timeout_ms = opt_ms(L, 6, "read_timeout_ms");
+    o.total_timeout_ms = opt_ms(L, 6, "total_timeout_ms");
+    o.max_response_bytes = (size_t)field_num(L, 6, "max_response_bytes", 0, 0, 4294967296.0);
+    o.ca_bundle = field_str(L, 6, "ca_bundle", 0).ptr;
+    o.no_proxy = field_bool(L, 6, "no_proxy", 0);
+    o.forbid_reuse = field_bool(L, 6, "forbid_reuse", 0);
+  }
+  n = lua_rawlen(L, 4);
+  lines = (const char **)lua_newuserdatauv(L, (n ? n : 1) * sizeof *lines, 0);
+  for (i = 0; i < n; i++) {
+    size_t len;
+    lua_rawgeti(L, 4, (int)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "lunamodb: header %d must be a \"Name: value\" string", (int)i + 1);
+    lines[i] = lua_tolstring(L, -1, &len);      /* held by the headers table */
+    if (strlen(lines[i]) != len || strchr(lines[i], '\r') || strchr(lines[i], '\n'))
+      return luaL_error(L, "lunamodb: header %d contains CR, LF or NUL", (int)i + 1);
+    lua_pop(L, 1);
+  }
+  ru = (request_ud *)lua_newuserdatauv(L, sizeof *ru, 0);
+  ru->r = NULL;
+  ru->http_ref = LUA_NOREF;
+  luaL_setmetatable(L, MT_REQUEST);
+  err[0] = '\0';
+  ru->r = lmdb_http_submit(u->h, method, url, lines, n, body.ptr, body.len, &o, err, sizeof err);
+  if (ru->r == NULL) {
+    lua_pushnil(L);
+    lua_pushstring(L, err[0] ? err : "cannot submit the request");
+    return 2;
+  }
+  lua_pushvalue(L, 1);
+  ru->http_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+static int http_poll(lua_State *L) {
+  http_ud *u = check_http(L);
+  int timeout = (int)luaL_optinteger(L, 2, 0);
+  int running = lmdb_http_poll(u->h, timeout < 0 ? 0 : timeout);
+  if (running < 0)
+    return luaL_error(L, "lunamodb: curl multi handle failed");
+  lua_pushinteger(L, running);
+  return 1;
+}
+
+static int http_timeout(lua_State *L) {
+  http_ud *u = check_http(L);
+  lua_pushinteger(L, (lua_Integer)lmdb_http_timeout(u->h));
+  return 1;
+}
+
+static request_ud *check_request(lua_State *L) {
+  request_ud *ru = (request_ud *)luaL_checkudata(L, 1, MT_REQUEST);
+  if (ru->r == NULL)
+    luaL_error(L, "attempt to use a released lunamodb request");
+  return ru;
+}
+
+static int request_release(lua_State *L) {
+  request_ud *ru = (request_ud *)luaL_checkudata(L, 1, MT_REQUEST);
+  if (ru->r) {
+    lmdb_http_release(ru->r);
+    ru->r = NULL;
+  }
+  if (ru->http_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ru->http_ref);
+    ru->http_ref = LUA_NOREF;
+  }
+  return 0;
+}
+
+static int request_done(lua_State *L) {
+  lua_pushboolean(L, lmdb_http_done(check_request(L)->r));
+  return 1;
+}
+
+/* Pushes the final response's headers as { lowercase-name = value }. */
+static void push_headers(lua_State *L, lmdb_str raw) {
+  const char *p = raw.ptr, *end = raw.ptr + raw.len;
+  luaL_Buffer b;
+  lua_createtable(L, 0, 8);
+  while (p && p < end) {
+    const char *eol = p, *colon, *v, *ve;
+    while (eol < end && *eol != '\r' && *eol != '\n') eol++;
+    colon = memchr(p, ':', (size_t)(eol - p));
+    if (colon && colon > p) {
+      const char *q;
+      v = colon + 1;
+      ve = eol;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+      luaL_buffinit(L, &b);
+      for (q = p; q < colon; q++) {
+        char c = *q;
+        luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+      }
+      luaL_pushresult(&b);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3);
+      if (lua_isnil(L, -1)) {                   /* keep the first occurrence */
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(ve - v));
+        lua_rawset(L, -3);
+      } else {
+        lua_pop(L, 2);
+      }
+    }
+    p = eol;
+    while (p < end && (*p == '\r' || *p == '\n')) p++;
+  }
+}
+
+static int request_result(lua_State *L) {
+  request_ud *ru = check_request(L);
+  lmdb_net_status ns;
+  if (!lmdb_http_done(ru->r))
+    return luaL_error(L, "lunamodb: the request has not finished");
+  ns = lmdb_http_net_status(ru->r);
+  if (ns != LMDB_NET_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, net_names[ns]);
+    lua_pushstring(L, lmdb_http_net_message(ru->r));
+    return 3;
+  }
+  lua_pushinteger(L, (lua_Integer)lmdb_http_status(ru->r));
+  push_headers(L, lmdb_http_headers_raw(ru->r));
+  push_str(L, lmdb_http_body(ru->r));
+  return 3;
+}
+
+static int request_header(lua_State *L) {
+  request_ud *ru = check_request(L);
+  lmdb_str v;
+  if (lmdb_http_header(ru->r, luaL_checkstring(L, 2), &v) != 0)
+    return 0;
+  push_str(L, v);
+  return 1;
+}
+
+/* ------------------------------------------------------------- module */
+
+static const luaL_Reg signer_methods[] = {
+  {"set_credentials", signer_set_credentials},
+  {"sign", signer_sign},
+  {"sign_post", signer_sign_post},
+  {NULL, NULL}
+};
+
+static const luaL_Reg policy_methods[] = {
+  {"decide", policy_decide},
+  {"success", policy_success},
+  {"quota", policy_quota},
+  {"max_attempts", policy_max_attempts},
+  {"observe_clock", policy_observe_clock},
+  {"clock_offset_ms", policy_clock_offset_ms},
+  {NULL, NULL}
+};
+
+static const luaL_Reg http_methods[] = {
+  {"submit", http_submit},
+  {"poll", http_poll},
+  {"timeout", http_timeout},
+  {"close", http_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg request_methods[] = {
+  {"done", request_done},
+  {"result", request_result},
+  {"header", request_header},
+  {"release", request_release},
+  {NULL, NULL}
+};
+
+/* Module functions; every one gets the two shared upvalues. */
+static const luaL_Reg core_functions[] = {
+  {"json_encode", core_json_encode},
+  {"json_decode", core_json_decode},
+  {"sha256_hex", core_sha256_hex},
+  {"hmac_sha256", core_hmac_sha256},
+  {"crc32", core_crc32},
+  {"uuid4", core_uuid4},
+  {"random", core_random},
+  {"now_ms", core_now_ms},
+  {"monotonic_ms", core_monotonic_ms},
+  {"parse_http_date", core_parse_http_date},
+  {"sleep_ms", core_sleep_ms},
+  {"sigv4_sign", core_sigv4_sign},
+  {"signer", core_signer},
+  {"error_code", core_error_code},
+  {"classify", core_classify},
+  {"retry_policy", core_retry_policy},
+  {"parse_url", core_parse_url},
+  {"region_valid", core_region_valid},
+  {"header_value_safe", core_header_value_safe},
+  {"container_uri_allowed", core_container_uri_allowed},
+  {"load_profile", core_load_profile},
+  {"http", core_http},
+  {NULL, NULL}
+};
+
+/* A metatable whose methods live in its own __index table. */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction gc, lua_CFunction tostr) {
+  luaL_newmetatable(L, name);
+  lua_createtable(L, 0, 8);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  if (gc) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+#endif
+  }
+  if (tostr) {
+    lua_pushcfunction(L, tostr);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
+
+static int request_tostring(lua_State *L) {
+  request_ud *ru = (request_ud *)luaL_checkudata(L, 1, MT_REQUEST);
+  if (ru->r == NULL)
+    lua_pushliteral(L, "lunamodb.http_request (released)");
+  else
+    lua_pushfstring(L, "lunamodb.http_request (%s)", lmdb_http_done(ru->r) ? "done" : "running");
+  return 1;
+}
+
+LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
+  core_state *st;
+  new_class(L, MT_SIGNER, signer_methods, signer_gc, signer_tostring);
+  new_class(L, MT_POLICY, policy_methods, NULL, NULL);
+  new_class(L, MT_HTTP, http_methods, http_close, http_tostring);
+  new_class(L, MT_REQUEST, request_methods, request_release, request_tostring);
+  luaL_newmetatable(L, MT_PROFILE);
+  lua_pushcfunction(L, profile_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+
+  lua_createtable(L, 0, 32);                    /* the module */
+  st = (core_state *)lua_newuserdatauv(L, sizeof *st, 0);
+  memset(st, 0, sizeof *st);
+  lmdb_buf_init(&st->out);
+  lmdb_buf_init(&st->lexer.scratch);
+  luaL_newmetatable(L, MT_STATE);
+  lua_pushcfunction(L, state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_createtable(L, 0, 1);                     /* array_mt */
+  lua_pushliteral(L, "array");
+  lua_setfield(L, -2, "__name");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "array_mt");
+  luaL_setfuncs(L, core_functions, 2);
+  lua_pushlightuserdata(L, JSON_NULL);
+  lua_setfield(L, -2, "null");
+  lua_pushliteral(L, LUNAMODB_VERSION);
+  lua_setfield(L, -2, "VERSION");
+  return 1;
+}

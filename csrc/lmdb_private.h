@@ -1,0 +1,312 @@
+/*
+** lmdb_private.h -- internal interfaces of the lunamodb C core.
+**
+** Every file except lmdb.c is pure C: no lua.h, so each part can be unit
+** tested and reused by C hosts. Cross-file symbols carry the lmdb_ prefix;
+** everything else is static. Functions return 0 on success and -1 on
+** failure unless stated otherwise, never abort(), and never block except
+** where a comment says so (only the curl transport's poll may wait).
+*/
+#ifndef LMDB_PRIVATE_H
+#define LMDB_PRIVATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- buf.c */
+
+/* A growable byte buffer. data is always NUL-terminated when non-NULL, so
+** it can be handed to C string functions; len excludes that NUL. */
+typedef struct lmdb_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+} lmdb_buf;
+
+void lmdb_buf_init(lmdb_buf *b);
+int  lmdb_buf_reserve(lmdb_buf *b, size_t extra);       /* room for extra more */
+int  lmdb_buf_append(lmdb_buf *b, const void *p, size_t n);
+int  lmdb_buf_puts(lmdb_buf *b, const char *s);
+int  lmdb_buf_putc(lmdb_buf *b, char c);
+int  lmdb_buf_printf(lmdb_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
+void lmdb_buf_reset(lmdb_buf *b);                       /* len = 0, keeps memory */
+void lmdb_buf_free(lmdb_buf *b);
+void lmdb_buf_free_secure(lmdb_buf *b);                 /* wipes, then frees */
+
+/* A borrowed string slice. */
+typedef struct lmdb_str {
+  const char *ptr;
+  size_t len;
+} lmdb_str;
+
+/* --------------------------------------------------------- digest.c */
+
+void lmdb_sha256(const void *data, size_t len, unsigned char out[32]);
+void lmdb_sha256_hex(const void *data, size_t len, char out[65]);
+int  lmdb_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
+                      unsigned char out[32]);
+void lmdb_hex(const unsigned char *in, size_t n, char *out);   /* out: 2n+1 */
+uint32_t lmdb_crc32(uint32_t crc, const void *data, size_t len); /* IEEE, crc=0 to start */
+int  lmdb_random_bytes(void *out, size_t n);                    /* CSPRNG */
+int  lmdb_uuid4(char out[37]);
+void lmdb_cleanse(void *p, size_t n);                           /* OPENSSL_cleanse */
+
+/* ---------------------------------------------------------- sigv4.c */
+
+typedef struct lmdb_header {
+  lmdb_str name;
+  lmdb_str value;
+} lmdb_header;
+
+typedef struct lmdb_sigv4_request {
+  lmdb_str method;
+  lmdb_str path;             /* raw: not yet percent-encoded */
+  lmdb_str query;            /* raw query string without '?', may be percent-encoded */
+  const lmdb_header *headers;/* as they will be sent; any case; repeats allowed */
+  size_t nheaders;
+  lmdb_str body;
+  int normalize_path;        /* remove . and .. segments and repeated slashes */
+  int sign_body;             /* add and sign x-amz-content-sha256 */
+  int omit_session_token;    /* add X-Amz-Security-Token after signing */
+} lmdb_sigv4_request;
+
+/* Holds one set of credentials and the signing key derived for the last
+** scope (date/region/service), so one HMAC chain serves a whole day. */
+typedef struct lmdb_sigv4_signer {
+  lmdb_buf access_key_id;
+  lmdb_buf secret_access_key;    /* wiped on change and free */
+  lmdb_buf session_token;        /* len 0: none */
+  char key_date[9];              /* scope of the cached key */
+  char key_region[64];
+  char key_service[64];
+  unsigned char key[32];         /* wiped on change and free */
+  int key_valid;
+} lmdb_sigv4_signer;
+
+typedef struct lmdb_sigv4_result {
+  char amz_date[17];             /* 20150830T123600Z */
+  char signature[65];
+  lmdb_buf canonical_request;
+  lmdb_buf string_to_sign;
+  lmdb_buf signed_headers;       /* content-type;host;x-amz-date */
+  lmdb_buf authorization;        /* full Authorization header value */
+  lmdb_buf payload_hash;         /* hex sha256 of the body */
+} lmdb_sigv4_result;
+
+void lmdb_sigv4_signer_init(lmdb_sigv4_signer *s);
+int  lmdb_sigv4_set_credentials(lmdb_sigv4_signer *s, lmdb_str access_key_id,
+                                lmdb_str secret_access_key, lmdb_str session_token);
+void lmdb_sigv4_signer_free(lmdb_sigv4_signer *s);
+void lmdb_sigv4_result_init(lmdb_sigv4_result *r);
+void lmdb_sigv4_result_free(lmdb_sigv4_result *r);
+/* Signs req for region/service at epoch_s (UTC seconds). The headers the
+** caller must add are X-Amz-Date (r->amz_date), X-Amz-Security-Token when
+** the signer has a token, x-amz-content-sha256 when sign_body, and
+** Authorization (r->authorization). -1 on OOM or no credentials. */
+int  lmdb_sigv4_sign(lmdb_sigv4_signer *s, lmdb_str region, lmdb_str service,
+                     int64_t epoch_s, const lmdb_sigv4_request *req,
+                     lmdb_sigv4_result *r);
+
+/* ----------------------------------------------------------- json.c */
+
+/* A pull lexer over a JSON text. Strings are unescaped into lex->scratch. */
+typedef enum {
+  LMDB_JSON_ERROR = 0, LMDB_JSON_END,
+  LMDB_JSON_OBJECT_START, LMDB_JSON_OBJECT_END,
+  LMDB_JSON_ARRAY_START, LMDB_JSON_ARRAY_END,
+  LMDB_JSON_STRING,   /* value or key: see lex->is_key */
+  LMDB_JSON_NUMBER,   /* raw text in tok; lex->is_integer, lex->integer */
+  LMDB_JSON_TRUE, LMDB_JSON_FALSE, LMDB_JSON_NULL
+} lmdb_json_token;
+
+typedef struct lmdb_json_lexer {
+  const char *p, *end, *start;
+  int depth, max_depth;
+  unsigned char stack[130];      /* container kinds, max_depth <= 128 */
+  int expect;                    /* internal grammar state */
+  int is_key;
+  int is_integer;                /* NUMBER fits in int64 exactly */
+  int64_t integer;
+  lmdb_str tok;                  /* STRING: unescaped text; NUMBER: raw text */
+  lmdb_buf scratch;
+  const char *error;             /* static message on ERROR */
+  size_t error_offset;
+} lmdb_json_lexer;
+
+/* lx->scratch must have been set up once with lmdb_buf_init; init keeps it
+** so one lexer can decode many texts without reallocating. */
+void lmdb_json_lexer_init(lmdb_json_lexer *lx, const char *text, size_t len, int max_depth);
+lmdb_json_token lmdb_json_next(lmdb_json_lexer *lx);
+void lmdb_json_lexer_free(lmdb_json_lexer *lx);
+/* Appends s as a JSON string literal (quotes included). -1 on OOM, -2 on
+** invalid UTF-8 (JSON text must be valid UTF-8). */
+int  lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len);
+
+/* ---------------------------------------------------------- retry.c */
+
+typedef enum {
+  LMDB_RETRY_OK = 0,     /* success, nothing to retry */
+  LMDB_RETRY_THROTTLE,   /* throttling: retry with the throttle base */
+  LMDB_RETRY_TRANSIENT,  /* 5xx, connection, CRC32: retry with the base */
+  LMDB_RETRY_TIMEOUT,    /* transport timeout: transient, timeout cost */
+  LMDB_RETRY_SKEW,       /* clock-skew coded: retry once if skew seen */
+  LMDB_RETRY_FATAL       /* never retried */
+} lmdb_retry_class;
+
+/* Transport outcomes of one attempt (http.c reports these). */
+typedef enum {
+  LMDB_NET_OK = 0,
+  LMDB_NET_NOT_SENT,     /* DNS, refused, TLS handshake: request never left */
+  LMDB_NET_TIMEOUT,      /* connect or read timeout */
+  LMDB_NET_AMBIGUOUS,    /* reset or broken after sending: may have applied */
+  LMDB_NET_TOO_LARGE,    /* response over the cap */
+  LMDB_NET_CLOSED,       /* the transport was closed under the request */
+  LMDB_NET_OTHER
+} lmdb_net_status;
+
+/* Error code from __type / X-Amzn-Errortype: the text after the last '#',
+** cut at the first ':' after it. */
+lmdb_str lmdb_error_code(lmdb_str type);
+
+lmdb_retry_class lmdb_retry_classify(long http_status, lmdb_str code, lmdb_str message,
+                                     lmdb_net_status net, int crc_mismatch);
+
+typedef struct lmdb_retry_policy {
+  int max_attempts;          /* default 4 */
+  double base_ms;            /* default 25 */
+  double throttle_base_ms;   /* default 1000 */
+  double cap_ms;             /* default 20000 */
+  int quota_max;             /* default 500; 0 disables the quota */
+  int quota;                 /* tokens left */
+  int cost_transient;        /* 14 */
+  int cost_throttle;         /* 5 */
+  int cost_timeout;          /* 14 */
+  int last_cost;             /* cost of the last retry, refunded on success */
+  int64_t clock_offset_ms;   /* server - local, applied when signing */
+} lmdb_retry_policy;
+
+void lmdb_retry_policy_init(lmdb_retry_policy *p);
+/* After attempt number `attempt` (1-based) ended in class c: returns 1 and
+** sets *delay_ms when another attempt should follow, else 0 and *why
+** ("not_retryable", "max_attempts", "quota"). retry_after_ms < 0: none.
+** rand01 in [0,1) is the jitter draw (injected for tests). */
+int  lmdb_retry_decide(lmdb_retry_policy *p, int attempt, lmdb_retry_class c,
+                       double retry_after_ms, double rand01,
+                       double *delay_ms, const char **why);
+void lmdb_retry_on_success(lmdb_retry_policy *p);
+/* Parses an HTTP date (IMF-fixdate, RFC 850, asctime). -1 if malformed. */
+int  lmdb_parse_http_date(lmdb_str s, int64_t *epoch_s);
+/* Feeds one server Date observation. Returns 1 when the skew exceeded the
+** 4-minute threshold and the offset was updated, else 0. */
+int  lmdb_retry_observe_clock(lmdb_retry_policy *p, int64_t server_epoch_s,
+                              int64_t sent_ms, int64_t received_ms, int has_age);
+
+/* ------------------------------------------------------ endpoint.c */
+
+typedef struct lmdb_url {
+  lmdb_str scheme;   /* "http" or "https" */
+  lmdb_str host;     /* without brackets for IPv6 */
+  int port;          /* explicit port, or 0 */
+  lmdb_str path;     /* "/" when empty */
+  int ipv6;
+} lmdb_url;
+
+/* Parses and validates an endpoint URL: http/https only, no userinfo,
+** no CR/LF/NUL/space, a port in 1..65535, no query or fragment. On error
+** returns -1 and sets *why to a static message. */
+int  lmdb_url_parse(lmdb_str url, lmdb_url *out, const char **why);
+/* The Host header value as curl will send it ("h", "h:port", "[v6]:port"). */
+int  lmdb_url_host_header(const lmdb_url *u, lmdb_buf *out);
+/* 1 if region is a valid host label per botocore's rule. */
+int  lmdb_region_valid(lmdb_str region);
+/* 1 if the string holds no CR, LF or NUL (safe as a header value). */
+int  lmdb_header_value_safe(lmdb_str v);
+/* 1 if url may serve container credentials: https, or an http host that is
+** loopback (127.0.0.0/8, ::1, localhost), 169.254.170.2, 169.254.170.23 or
+** fd00:ec2::23. */
+int  lmdb_container_uri_allowed(lmdb_str url);
+
+/* --------------------------------------------------- credentials.c */
+
+/* Values from the shared credentials and config files for one profile. */
+typedef struct lmdb_profile {
+  lmdb_buf access_key_id;
+  lmdb_buf secret_access_key;  /* wiped on free */
+  lmdb_buf session_token;      /* wiped on free */
+  lmdb_buf region;
+  lmdb_buf endpoint_url;
+  lmdb_buf ca_bundle;
+  lmdb_buf max_attempts;
+  lmdb_buf role_arn;           /* recognised so an unsupported profile errs clearly */
+  lmdb_buf credential_source;
+  lmdb_buf source_profile;
+  lmdb_buf credential_process;
+  lmdb_buf sso_start_url;
+  lmdb_buf sso_session;
+  lmdb_buf web_identity_token_file;
+  int found_in_credentials;    /* the profile has a section in that file */
+  int found_in_config;
+} lmdb_profile;
+
+void lmdb_profile_init(lmdb_profile *p);
+void lmdb_profile_free(lmdb_profile *p);
+/* Reads the files (either path may be NULL or missing: not an error) and
+** fills p for profile `name`. The credentials file names sections [name];
+** the config file [profile name], or [default] for the default profile.
+** Keys in the credentials file win over the config file. Returns 0 (even
+** when the profile is absent; see found_*), -1 with *why set on a file
+** that exists but cannot be read or parsed, or on OOM. err gets detail
+** such as "config:12: line is not 'key = value'". */
+int  lmdb_profile_load(const char *credentials_path, const char *config_path,
+                       const char *name, lmdb_profile *p, char *err, size_t errlen);
+
+/* -------------------------------------------------------------- http.c */
+
+typedef struct lmdb_http lmdb_http;
+typedef struct lmdb_http_request lmdb_http_request;
+
+typedef struct lmdb_http_opts {
+  long connect_timeout_ms;      /* 0: libcurl default */
+  long read_timeout_ms;         /* no byte received for this long: timeout */
+  long total_timeout_ms;        /* whole attempt; 0: none */
+  size_t max_response_bytes;    /* body cap; 0: 64 MiB */
+  const char *ca_bundle;        /* NULL: system default; verification always on */
+  int no_proxy;                 /* never use a proxy (credential endpoints) */
+  int forbid_reuse;             /* close the connection after this request */
+} lmdb_http_opts;
+
+lmdb_http *lmdb_http_new(void);
+/* Aborts every unfinished request (they finish as LMDB_NET_CLOSED) and
+** frees the multi handle; requests stay valid until released. */
+void lmdb_http_free(lmdb_http *h);
+/* Copies everything it is given. headers are complete "Name: value" lines.
+** Returns NULL and fills err on failure. Does no I/O itself. */
+lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char *url,
+                                    const char *const *headers, size_t nheaders,
+                                    const char *body, size_t body_len,
+                                    const lmdb_http_opts *o, char *err, size_t errlen);
+/* Moves transfers forward. Waits at most timeout_ms for socket activity
+** (0: does not wait; the only call in the core that may block). Returns the
+** number of transfers still running, or -1. */
+int  lmdb_http_poll(lmdb_http *h, int timeout_ms);
+/* Milliseconds until curl wants to be called again (-1: no timer). */
+long lmdb_http_timeout(lmdb_http *h);
+int  lmdb_http_running(lmdb_http *h);
+int  lmdb_http_done(const lmdb_http_request *r);
+lmdb_net_status lmdb_http_net_status(const lmdb_http_request *r);
+const char *lmdb_http_net_message(const lmdb_http_request *r);   /* "" when OK */
+long lmdb_http_status(const lmdb_http_request *r);
+lmdb_str lmdb_http_body(const lmdb_http_request *r);
+/* Final response's header, name case-insensitive; first occurrence. */
+int  lmdb_http_header(const lmdb_http_request *r, const char *name, lmdb_str *value);
+/* Raw header block of the final response: "Name: value\r\n" lines. */
+lmdb_str lmdb_http_headers_raw(const lmdb_http_request *r);
+/* Frees r; an unfinished request is removed from its transfer first. The
+** easy handle goes back to a pool so its connection is reused. */
+void lmdb_http_release(lmdb_http_request *r);
+
+#endif

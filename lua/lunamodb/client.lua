@@ -1,0 +1,292 @@
+-- lunamodb.client: the low-level client for the whole DynamoDB API.
+--
+--   local client = lunamodb.Client.new{ region = "us-east-1" }
+--   local out, err = client:call("ListTables", {})
+--
+-- call() runs the loop of DESIGN.md §1: encode -> sign -> send -> classify
+-- -> (sleep, retry) -> decode. The C core signs, classifies and computes
+-- the backoff; the transport moves bytes and waits.
+
+local core = require "lunamodb.core"
+local errors = require "lunamodb.errors"
+local config = require "lunamodb.config"
+local curl_transport = require "lunamodb.transport.curl"
+
+local setmetatable, type, tostring, tonumber, pairs = setmetatable, type, tostring, tonumber, pairs
+local floor = math.floor
+local format = string.format
+local json_encode, json_decode = core.json_encode, core.json_decode
+local now_ms, monotonic_ms = core.now_ms, core.monotonic_ms
+local error_code, classify, crc32 = core.error_code, core.classify, core.crc32
+
+local M = {}
+
+M.VERSION = core.VERSION
+M.USER_AGENT = "lunamodb/" .. core.VERSION
+
+-- Every operation of the DynamoDB 2012-08-10 API.
+M.OPERATIONS = {}
+for op in ([[
+BatchExecuteStatement BatchGetItem BatchWriteItem CreateBackup CreateGlobalTable CreateTable
+DeleteBackup DeleteItem DeleteResourcePolicy DeleteTable DescribeBackup
+DescribeContinuousBackups DescribeContributorInsights DescribeEndpoints DescribeExport
+DescribeGlobalTable DescribeGlobalTableSettings DescribeImport
+DescribeKinesisStreamingDestination DescribeLimits DescribeTable
+DescribeTableReplicaAutoScaling DescribeTimeToLive DisableKinesisStreamingDestination
+EnableKinesisStreamingDestination ExecuteStatement ExecuteTransaction
+ExportTableToPointInTime GetItem GetResourcePolicy ImportTable ListBackups
+ListContributorInsights ListExports ListGlobalTables ListImports ListTables
+ListTagsOfResource PutItem PutResourcePolicy Query RestoreTableFromBackup
+RestoreTableToPointInTime Scan TagResource TransactGetItems TransactWriteItems UntagResource
+UpdateContinuousBackups UpdateContributorInsights UpdateGlobalTable
+UpdateGlobalTableSettings UpdateItem UpdateKinesisStreamingDestination UpdateTable
+UpdateTableReplicaAutoScaling UpdateTimeToLive
+]]):gmatch("%a+") do
+  M.OPERATIONS[op] = true
+end
+
+-- Operations whose ClientRequestToken makes a replay safe; the token is
+-- generated once per call, so every retry of that call reuses it.
+local IDEMPOTENCY_TOKEN = { TransactWriteItems = true, ExecuteTransaction = true }
+
+-- Option name -> checker returning an error message or nil.
+local function is_type(t)
+  return function(v) if type(v) ~= t then return "must be a " .. t end end
+end
+local function positive_number(v)
+  if type(v) ~= "number" or v <= 0 or v ~= v then return "must be a positive number" end
+end
+local OPTIONS = {
+  region = is_type("string"),
+  host = is_type("string"),
+  profile = is_type("string"),
+  access_key_id = is_type("string"),
+  secret_access_key = is_type("string"),
+  session_token = is_type("string"),
+  connect_timeout = positive_number,   -- seconds
+  read_timeout = positive_number,      -- seconds without a byte
+  timeout = positive_number,           -- whole call, retries included
+  max_attempts = function(v)
+    if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then return "must be a whole number >= 1" end
+  end,
+  retry = is_type("table"),
+  max_response_bytes = positive_number,
+  ca_bundle = is_type("string"),
+  verify_crc32 = is_type("boolean"),
+  transport = is_type("table"),
+  user_agent = is_type("string"),
+}
+local RETRY_OPTIONS = {
+  base_ms = true, throttle_base_ms = true, cap_ms = true, quota = true,
+}
+
+local function check_options(opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error("lunamodb.Client.new: options must be a table (got " .. type(opts) .. ")", 3)
+  end
+  for k, v in pairs(opts) do
+    local check = OPTIONS[k]
+    if not check then
+      error(format("lunamodb.Client.new: unknown option '%s'", tostring(k)), 3)
+    end
+    local problem = check(v)
+    if problem then
+      error(format("lunamodb.Client.new: option '%s' %s (got %s)", k, problem, tostring(v)), 3)
+    end
+  end
+  if opts.retry then
+    for k in pairs(opts.retry) do
+      if not RETRY_OPTIONS[k] then
+        error(format("lunamodb.Client.new: unknown retry option '%s'", tostring(k)), 3)
+      end
+    end
+  end
+  if opts.user_agent and not core.header_value_safe(opts.user_agent) then
+    error("lunamodb.Client.new: option 'user_agent' contains CR, LF or NUL", 3)
+  end
+  return opts
+end
+
+local Client = {}
+Client.__index = Client
+Client.__name = "lunamodb.Client"
+M.Client = Client
+
+-- Raises on misuse and misconfiguration; never touches the network.
+function M.new(opts, getenv)
+  opts = check_options(opts)
+  local settings = config.resolve(opts, getenv)
+  local retry = opts.retry or {}
+  local policy = core.retry_policy {
+    max_attempts = settings.max_attempts or 4,
+    base_ms = retry.base_ms,
+    throttle_base_ms = retry.throttle_base_ms,
+    cap_ms = retry.cap_ms,
+    quota = retry.quota,
+  }
+  local self = setmetatable({
+    region = settings.region,
+    endpoint = settings.endpoint,
+    host_header = settings.host_header,
+    credentials = settings.credentials,
+    profile = settings.profile,
+    policy = policy,
+    signer = core.signer(),
+    transport = opts.transport or curl_transport.new(),
+    verify_crc32 = opts.verify_crc32 ~= false,
+    deadline_ms = opts.timeout and floor(opts.timeout * 1000) or nil,
+    http_opts = {
+      connect_timeout_ms = floor((opts.connect_timeout or 10) * 1000),
+      read_timeout_ms = floor((opts.read_timeout or 30) * 1000),
+      total_timeout_ms = 0,
+      max_response_bytes = opts.max_response_bytes,
+      ca_bundle = settings.ca_bundle,
+    },
+    user_agent_header = "User-Agent: " .. M.USER_AGENT
+      .. (opts.user_agent and (" " .. opts.user_agent) or ""),
+    signed_with = nil,               -- the credentials table the signer holds
+  }, Client)
+  return self
+end
+
+function Client:__tostring()
+  return format("lunamodb.Client (%s, %s)", self.region, self.endpoint)
+end
+
+function Client:close()
+  if self.transport then self.transport:close() end
+end
+
+-- Keeps the signer's credentials in step with the provider's.
+local function prepare_credentials(self)
+  local creds, err = self.credentials:get(self.transport)
+  if not creds then return nil, err end
+  if creds ~= self.signed_with then
+    self.signer:set_credentials(creds.access_key_id, creds.secret_access_key, creds.session_token)
+    self.signed_with = creds
+  end
+  return true
+end
+
+local function with_token(params)
+  if params.ClientRequestToken ~= nil then return params end
+  local copy = {}
+  for k, v in pairs(params) do copy[k] = v end
+  copy.ClientRequestToken = core.uuid4()
+  return copy
+end
+
+-- One attempt: returns the decoded body, or nil plus the failure's class,
+-- its error and the retry-after hint.
+local function attempt(self, operation, target, body)
+  local ok, cerr = prepare_credentials(self)
+  if not ok then return nil, "fatal", cerr end
+  local policy = self.policy
+  local signing_ms = now_ms() + policy:clock_offset_ms()
+  local amz_date, authorization, token = self.signer:sign_post(self.region, "dynamodb",
+    floor(signing_ms / 1000), self.host_header, target, body)
+  local headers = {
+    "Content-Type: application/x-amz-json-1.0",
+    "X-Amz-Target: " .. target,
+    "X-Amz-Date: " .. amz_date,
+    "Authorization: " .. authorization,
+    self.user_agent_header,
+  }
+  if token then headers[6] = "X-Amz-Security-Token: " .. token end
+
+  local sent = now_ms()
+  local status, hdrs, resp = self.transport:send("POST", self.endpoint, headers, body, self.http_opts)
+  local received = now_ms()
+  if not status then
+    local net, message = hdrs, resp
+    return nil, classify(0, nil, nil, net), errors.from_transport(operation, net, message)
+  end
+
+  local request_id = hdrs["x-amzn-requestid"]
+  local skew_corrected = false
+  local date = hdrs["date"] and core.parse_http_date(hdrs["date"])
+  if date then
+    skew_corrected = policy:observe_clock(date, sent, received, hdrs["age"] ~= nil)
+  end
+
+  if status == 200 then
+    local sum = self.verify_crc32 and hdrs["x-amz-crc32"]
+    if sum and tonumber(sum) ~= crc32(resp) then
+      return nil, classify(200, nil, nil, "ok", true), errors.new {
+        kind = "transport", operation = operation, code = "CRC32CheckFailed",
+        message = "the response body does not match its x-amz-crc32 checksum",
+        status = 200, request_id = request_id,
+      }
+    end
+    local out, jerr = json_decode(resp)
+    if out == nil then
+      return nil, "transient", errors.new {
+        kind = "transport", operation = operation, code = "SerializationError",
+        message = "the response is not valid JSON: " .. tostring(jerr),
+        status = 200, request_id = request_id,
+      }
+    end
+    return out
+  end
+
+  local decoded = json_decode(resp)
+  local doc = type(decoded) == "table" and decoded or nil
+  local code = error_code(hdrs["x-amzn-errortype"] or (doc and doc.__type) or "")
+  local err = errors.from_response(operation, status, code, doc, request_id)
+  local class = classify(status, err.code, err.message, "ok")
+  if class == "skew" and not skew_corrected then class = "fatal" end
+  local retry_after = tonumber(hdrs["x-amz-retry-after"] or "")
+  if retry_after and retry_after < 0 then retry_after = nil end
+  return nil, class, err, retry_after
+end
+
+-- Sends any DynamoDB operation. Returns the decoded response, or nil, err.
+function Client:call(operation, params)
+  if type(operation) ~= "string" then
+    error("lunamodb: client:call: operation must be a string (got " .. type(operation) .. ")", 2)
+  end
+  if not M.OPERATIONS[operation] then
+    error(format("lunamodb: client:call: unknown DynamoDB operation '%s'", operation), 2)
+  end
+  if type(params) ~= "table" then
+    error(format("lunamodb: client:call(%q): params must be a table (got %s)", operation,
+      type(params)), 2)
+  end
+  if IDEMPOTENCY_TOKEN[operation] then params = with_token(params) end
+  local ok, body = pcall(json_encode, params)
+  if not ok then
+    error(format("lunamodb: client:call(%q): params %s", operation,
+      tostring(body):gsub("^lunamodb%.json: ", "")), 2)
+  end
+  local target = "DynamoDB_20120810." .. operation
+  local policy = self.policy
+  local started = monotonic_ms()
+  local http_opts = self.http_opts
+  local n = 0
+  while true do
+    n = n + 1
+    if self.deadline_ms then
+      local left = self.deadline_ms - (monotonic_ms() - started)
+      http_opts.total_timeout_ms = left > 1 and floor(left) or 1
+    end
+    local out, class, err, retry_after = attempt(self, operation, target, body)
+    if out then
+      policy:success()
+      return out
+    end
+    err.attempts = n
+    err.retryable = class ~= "fatal"
+    local delay, why = policy:decide(class, n, retry_after)
+    if delay and self.deadline_ms and monotonic_ms() - started + delay >= self.deadline_ms then
+      delay, why = nil, "deadline"
+    end
+    if not delay then
+      err.retry_stopped = class ~= "fatal" and why or nil
+      return nil, err
+    end
+    if delay > 0 then self.transport:sleep(delay) end
+  end
+end
+
+return M

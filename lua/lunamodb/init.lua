@@ -1,0 +1,46 @@
+-- lunamodb: a DynamoDB object mapper for Lua.
+--
+--   local lunamodb = require "lunamodb"
+--   local client = assert(lunamodb.Client.new{ region = "us-east-1" })
+--   local out, err = client:call("ListTables", {})
+--
+-- Error convention: misuse (bad arguments, bad declarations, bad
+-- configuration) raises; runtime failures return nil, err with err a
+-- lunamodb.Error (see lunamodb.errors). Iterators raise that same object.
+
+local core = require "lunamodb.core"
+
+local setmetatable, getmetatable, type = setmetatable, getmetatable, type
+
+local M = {
+  _VERSION = core.VERSION,
+  VERSION = core.VERSION,
+}
+
+M.Client = require "lunamodb.client"
+M.errors = require "lunamodb.errors"
+M.Error = M.errors.Error
+M.is_error = M.errors.is_error
+
+-- JSON null, for the few wire fields that take it.
+M.null = core.null
+
+-- Marks a table as a JSON array, so an empty one is sent as [] (a plain
+-- empty table is sent as {}). Non-empty sequences need no marking.
+function M.array(t)
+  if t ~= nil and type(t) ~= "table" then
+    error("lunamodb.array: expected a table (got " .. type(t) .. ")", 2)
+  end
+  return setmetatable(t or {}, core.array_mt)
+end
+
+function M.is_array(t)
+  return type(t) == "table" and getmetatable(t) == core.array_mt
+end
+
+M.json = {
+  encode = core.json_encode,
+  decode = core.json_decode,
+}
+
+return M
