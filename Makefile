@@ -20,9 +20,9 @@ SOURCES  := $(wildcard csrc/*.c)
 HEADERS  := $(wildcard csrc/*.h)
 
 LUA      := lua5.4
+# busted runs under the interpreter named first (its --lua option re-executes
+# itself through sh, which would split the ';' of our paths). .busted sets lpath.
 BUSTED   := /usr/bin/busted
-LPATH    := lua/?.lua;lua/?/init.lua;./?.lua
-SPEC     := $(BUSTED) --lpath='$(LPATH)'
 ASAN_RT  = $(shell $(CC) -print-file-name=libasan.so):$(shell $(CC) -print-file-name=libubsan.so)
 
 export LUNAMODB_CACHE ?= $(HOME)/.cache/lunamodb
@@ -62,28 +62,28 @@ deps:
 # ---------------------------------------------------------------- tests
 
 unit: all
-	$(SPEC) --lua=$(LUA) --cpath='build/lua5.4/?.so' spec/unit
+	$(LUA) $(BUSTED) --cpath='build/lua5.4/?.so' spec/unit
 
 unit-luajit: luajit
-	$(SPEC) --lua=luajit --cpath='build/luajit/?.so' spec/unit
+	luajit $(BUSTED) --cpath='build/luajit/?.so' spec/unit
 
 integration: all
-	bash scripts/with-ddb-local.sh $(SPEC) --lua=$(LUA) --cpath='build/lua5.4/?.so' spec/integration
+	bash scripts/with-ddb-local.sh $(LUA) $(BUSTED) --cpath='build/lua5.4/?.so' spec/integration
 
 integration-luajit: luajit
-	bash scripts/with-ddb-local.sh $(SPEC) --lua=luajit --cpath='build/luajit/?.so' spec/integration
+	bash scripts/with-ddb-local.sh luajit $(BUSTED) --cpath='build/luajit/?.so' spec/integration
 
 # The interpreter is not instrumented, so the sanitizer runtimes are preloaded.
 asan: deps asan-build
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	LD_PRELOAD='$(ASAN_RT)' $(SPEC) --lua=$(LUA) --cpath='build/asan/?.so' spec/unit
+	LD_PRELOAD='$(ASAN_RT)' $(LUA) $(BUSTED) --cpath='build/asan/?.so' spec/unit
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	LD_PRELOAD='$(ASAN_RT)' bash scripts/with-ddb-local.sh \
-	  $(SPEC) --lua=$(LUA) --cpath='build/asan/?.so' spec/integration
+	  $(LUA) $(BUSTED) --cpath='build/asan/?.so' spec/integration
 
 valgrind: all
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	  --show-leak-kinds=definite $(LUA) $(SPEC) --lua=$(LUA) --cpath='build/lua5.4/?.so' spec/unit
+	  --show-leak-kinds=definite $(LUA) $(BUSTED) --cpath='build/lua5.4/?.so' spec/unit
 
 # Proves the rockspec builds and installs into a fresh tree that can load it.
 rockspec-check:
