@@ -49,7 +49,8 @@ endef
 
 $(eval $(call variant,lua5.4,$(LUA54_INC),))
 $(eval $(call variant,luajit,$(LUAJIT_INC),))
-$(eval $(call variant,asan,$(LUA54_INC) -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer,-fsanitize=address,undefined))
+SANITIZE := -fsanitize=address,undefined
+$(eval $(call variant,asan,$(LUA54_INC) $$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer,$$(SANITIZE)))
 
 build/lua5.4/liblunamodb_core.a: $(patsubst csrc/%.c,build/lua5.4/obj/%.o,$(SOURCES))
 	ar rcs $@ $^

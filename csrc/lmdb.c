@@ -87,8 +87,11 @@ static double field_num(lua_State *L, int t, const char *field, double dflt,
   ty = lua_type(L, -1);
   if (ty == LUA_TNUMBER) {
     v = lua_tonumber(L, -1);
-    if (!(v >= lo && v <= hi))
-      luaL_error(L, "field '%s' must be between %g and %g (got %g)", field, lo, hi, v);
+    if (!(v >= lo && v <= hi)) {
+      char range[96];                          /* lua_pushfstring has no %g */
+      snprintf(range, sizeof range, "between %g and %g (got %g)", lo, hi, v);
+      luaL_error(L, "field '%s' must be %s", field, range);
+    }
   } else if (ty != LUA_TNIL) {
     luaL_error(L, "field '%s' must be a number (got %s)", field, lua_typename(L, ty));
   }

@@ -258,9 +258,9 @@ void lmdb_profile_free(lmdb_profile *p);
 ** fills p for profile `name`. The credentials file names sections [name];
 ** the config file [profile name], or [default] for the default profile.
 ** Keys in the credentials file win over the config file. Returns 0 (even
-** when the profile is absent; see found_*), -1 with *why set on a file
-** that exists but cannot be read or parsed, or on OOM. err gets detail
-** such as "config:12: line is not 'key = value'". */
+** when the profile is absent; see found_*), or -1 when a file exists but
+** cannot be read or parsed, or on OOM, with err set to a message such as
+** "config:12: line is not 'key = value'" (never the line's content). */
 int  lmdb_profile_load(const char *credentials_path, const char *config_path,
                        const char *name, lmdb_profile *p, char *err, size_t errlen);
 
