@@ -653,7 +653,7 @@ static int do_sign(lua_State *L, signer_ud *u, lmdb_str region, lmdb_str service
   if (u->s.access_key_id.len == 0)
     return luaL_error(L, "lunamodb: no credentials to sign with");
   if (lmdb_sigv4_sign(&u->s, region, service, when, req, &u->r) != 0)
-    return luaL_error(L, "lunamodb: signing failed (not enough memory)");
+    return luaL_error(L, "lunamodb: cannot sign: %s", u->r.error);
   push_sign_result(L, &u->s, &u->r, req->sign_body);
   return 1;
 }
@@ -733,7 +733,7 @@ static int signer_sign_post(lua_State *L) {
   if (u->s.access_key_id.len == 0)
     return luaL_error(L, "lunamodb: no credentials to sign with");
   if (lmdb_sigv4_sign(&u->s, region, service, when, &req, &u->r) != 0)
-    return luaL_error(L, "lunamodb: signing failed (not enough memory)");
+    return luaL_error(L, "lunamodb: cannot sign: %s", u->r.error);
   lua_pushlstring(L, u->r.amz_date, 16);
   push_buf(L, &u->r.authorization);
   if (u->s.session_token.len) {

@@ -95,6 +95,7 @@ typedef struct lmdb_sigv4_result {
   lmdb_buf signed_headers;       /* content-type;host;x-amz-date */
   lmdb_buf authorization;        /* full Authorization header value */
   lmdb_buf payload_hash;         /* hex sha256 of the body */
+  const char *error;             /* static text when lmdb_sigv4_sign fails */
 } lmdb_sigv4_result;
 
 void lmdb_sigv4_signer_init(lmdb_sigv4_signer *s);
@@ -106,7 +107,8 @@ void lmdb_sigv4_result_free(lmdb_sigv4_result *r);
 /* Signs req for region/service at epoch_s (UTC seconds). The headers the
 ** caller must add are X-Amz-Date (r->amz_date), X-Amz-Security-Token when
 ** the signer has a token, x-amz-content-sha256 when sign_body, and
-** Authorization (r->authorization). -1 on OOM or no credentials. */
+** Authorization (r->authorization). -1 with r->error set on input that
+** cannot be signed safely (see sigv4.c), no credentials, or OOM. */
 int  lmdb_sigv4_sign(lmdb_sigv4_signer *s, lmdb_str region, lmdb_str service,
                      int64_t epoch_s, const lmdb_sigv4_request *req,
                      lmdb_sigv4_result *r);

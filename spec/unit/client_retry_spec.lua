@@ -115,7 +115,7 @@ describe("client:call retries", function()
       { status = 400, headers = { Date = date },
         body = error_body("com.amazon.coral.service#InvalidSignatureException",
           "Signature expired: 20240101T000000Z is now earlier than 20240101T000500Z") },
-      { status = 200, body = "{}", crc32 = true },
+      { status = 200, headers = { Date = date }, body = "{}", crc32 = true },
     } } }
     local c = client_for(srv)
     local out, err = c:call("DescribeLimits", {})
