@@ -63,7 +63,7 @@ describe("low-level client against DynamoDB Local #integration", function()
       Key = { pk = { S = "user#1" }, sk = { N = "1" } } })).Item
     assert.equal("Ada ☃ été", got.name.S)
     assert.equal("12345678901234567890123456789012345678", got.big.N)
-    assert.equal("-1.5E-100", got.tiny.N)
+    assert.equal(-1.5e-100, tonumber(got.tiny.N))   -- DynamoDB normalises the notation
     assert.is_true(got.yes.BOOL)
     assert.is_true(got.nothing.NULL)
     table.sort(got.tags.SS)
