@@ -163,7 +163,7 @@ typedef enum {
 typedef enum {
   LMDB_NET_OK = 0,
   LMDB_NET_NOT_SENT,     /* DNS, refused, TLS handshake: request never left */
-  LMDB_NET_TIMEOUT,      /* connect or read timeout */
+  LMDB_NET_TIMEOUT,      /* timed out after (part of) the request was sent */
   LMDB_NET_AMBIGUOUS,    /* reset or broken after sending: may have applied */
   LMDB_NET_TOO_LARGE,    /* response over the cap */
   LMDB_NET_CLOSED,       /* the transport was closed under the request */
@@ -273,7 +273,8 @@ typedef struct lmdb_http_request lmdb_http_request;
 
 typedef struct lmdb_http_opts {
   long connect_timeout_ms;      /* 0: libcurl default */
-  long read_timeout_ms;         /* no byte received for this long: timeout */
+  long read_timeout_ms;         /* no byte received for this long: timeout
+                                ** (ms-precise, checked by lmdb_http_poll) */
   long total_timeout_ms;        /* whole attempt; 0: none */
   size_t max_response_bytes;    /* body cap; 0: 64 MiB */
   const char *ca_bundle;        /* NULL: system default; verification always on */
@@ -285,25 +286,30 @@ lmdb_http *lmdb_http_new(void);
 /* Aborts every unfinished request (they finish as LMDB_NET_CLOSED) and
 ** frees the multi handle; requests stay valid until released. */
 void lmdb_http_free(lmdb_http *h);
-/* Copies everything it is given. headers are complete "Name: value" lines.
-** Returns NULL and fills err on failure. Does no I/O itself. */
+/* Copies everything it is given. headers are complete "Name: value" lines
+** (checked: a token name, no control characters); an empty "Expect:" is
+** added, and an empty "Content-Type:" unless one is given. Returns NULL and
+** fills err on failure. Does no I/O itself. */
 lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char *url,
                                     const char *const *headers, size_t nheaders,
                                     const char *body, size_t body_len,
                                     const lmdb_http_opts *o, char *err, size_t errlen);
-/* Moves transfers forward. Waits at most timeout_ms for socket activity
-** (0: does not wait; the only call in the core that may block). Returns the
-** number of transfers still running, or -1. */
+/* Moves transfers forward and ends those past their read timeout. Returns
+** at once when anything finished; otherwise waits at most timeout_ms for
+** socket activity (0: does not wait; the only call in the core that may
+** block). Returns the number of transfers still running, or -1. */
 int  lmdb_http_poll(lmdb_http *h, int timeout_ms);
-/* Milliseconds until curl wants to be called again (-1: no timer). */
+/* Milliseconds until poll must run again: curl's timer or the nearest read
+** deadline (-1: none). */
 long lmdb_http_timeout(lmdb_http *h);
 int  lmdb_http_running(lmdb_http *h);
 int  lmdb_http_done(const lmdb_http_request *r);
 lmdb_net_status lmdb_http_net_status(const lmdb_http_request *r);
 const char *lmdb_http_net_message(const lmdb_http_request *r);   /* "" when OK */
-long lmdb_http_status(const lmdb_http_request *r);
+long lmdb_http_status(const lmdb_http_request *r);      /* 0 on a transport failure */
 lmdb_str lmdb_http_body(const lmdb_http_request *r);
-/* Final response's header, name case-insensitive; first occurrence. */
+/* Final response's header, name case-insensitive; first occurrence.
+** 0 when found, -1 when absent. */
 int  lmdb_http_header(const lmdb_http_request *r, const char *name, lmdb_str *value);
 /* Raw header block of the final response: "Name: value\r\n" lines. */
 lmdb_str lmdb_http_headers_raw(const lmdb_http_request *r);
