@@ -45,6 +45,7 @@
 -- that got an answer (or a reset) always finds its request in srv:requests().
 -- The server exits by itself when the spec process dies or after 10 minutes.
 
+local files = require "spec.helpers.files"
 local cjson = require "cjson"
 local has_socket, socket = pcall(require, "socket")
 
@@ -65,19 +66,7 @@ local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  assert(f:close())
-end
+local read_file, write_file = files.read, files.write
 
 local function server_script()
   local src = debug.getinfo(1, "S").source

@@ -8,11 +8,7 @@ local function env(vars)
   return function(name) return vars[name] end
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = require("spec.helpers.files").write
 
 -- A transport that fails the spec if anything tries to use the network.
 local no_network = {

@@ -8,6 +8,7 @@
 -- interpreter is always /usr/bin/python3 (override: LUNAMODB_PYTHON).
 -- Set LUNAMODB_SIGV4_SEED to replay a failing run.
 
+local files = require "spec.helpers.files"
 local core = require "lunamodb.core"
 local cjson = require "cjson"
 
@@ -239,20 +240,7 @@ end
 -- }{====================================================== the reference
 
 
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-
-local function write_all(path, s)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(s))
-  f:close()
-end
+local read_all, write_all = files.read, files.write
 
 
 -- os.execute's result on Lua 5.1/LuaJIT (a status number) and 5.2+.
