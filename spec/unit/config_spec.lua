@@ -186,6 +186,19 @@ describe("credential resolution", function()
       .. "(169.254.170.2) or EKS (169.254.170.23, fd00:ec2::23) host")
   end)
 
+  it("takes the CA bundle from the option, AWS_CA_BUNDLE, then the profile", function()
+    local function bundle(opts, vars)
+      opts.region = "us-east-1"
+      return config.resolve(with_keys(opts), env(vars)).ca_bundle
+    end
+    assert.equal("/opt/a.pem", bundle({ ca_bundle = "/opt/a.pem" }, { AWS_CA_BUNDLE = "/opt/b.pem" }))
+    assert.equal("/opt/b.pem", bundle({}, { AWS_CA_BUNDLE = "/opt/b.pem" }))
+    local path = os.tmpname()
+    write(path, "[default]\nca_bundle = /opt/c.pem\n")
+    assert.equal("/opt/c.pem", bundle({}, { AWS_CONFIG_FILE = path }))
+    os.remove(path)
+  end)
+
   it("reads AWS_MAX_ATTEMPTS and checks it", function()
     local c = new(with_keys{ region = "us-east-1" }, { AWS_MAX_ATTEMPTS = "7" })
     assert.equal(7, c.policy:max_attempts())
