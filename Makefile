@@ -74,13 +74,13 @@ integration: all
 integration-luajit: luajit
 	bash scripts/with-ddb-local.sh luajit $(BUSTED) --cpath='build/luajit/?.so' spec/integration
 
-# The interpreter is not instrumented, so the sanitizer runtimes are preloaded.
+# The interpreter is not instrumented, so the sanitizer runtimes are preloaded
+# into it alone (never into the shell or DynamoDB Local's JVM).
+SANITIZED := env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD='$(ASAN_RT)'
 asan: deps asan-build
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	LD_PRELOAD='$(ASAN_RT)' $(LUA) $(BUSTED) --cpath='build/asan/?.so' spec/unit
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	LD_PRELOAD='$(ASAN_RT)' bash scripts/with-ddb-local.sh \
-	  $(LUA) $(BUSTED) --cpath='build/asan/?.so' spec/integration
+	$(SANITIZED) $(LUA) $(BUSTED) --cpath='build/asan/?.so' spec/unit
+	bash scripts/with-ddb-local.sh $(SANITIZED) $(LUA) $(BUSTED) --cpath='build/asan/?.so' spec/integration
 
 valgrind: all
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
