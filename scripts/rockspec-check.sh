@@ -24,8 +24,13 @@ for c in csrc/*.c; do
   grep -q "\"$c\"" rockspec/lunamodb-scm-1.rockspec || { echo "rockspec-check: $c missing" >&2; exit 1; }
 done
 
+# Debian keeps curl/curl.h in the multiarch include dir, where luarocks does
+# not look by itself; pkg-config knows it.
+curl_inc=$(pkg-config --cflags-only-I libcurl | sed 's/^-I//; s/ .*//')
+curl_lib=$(pkg-config --variable=libdir libcurl)
 luarocks --lua-version=5.4 --tree="$tree" make --deps-mode=none \
-  rockspec/lunamodb-scm-1.rockspec >"$tree/build.log" 2>&1 || { cat "$tree/build.log"; exit 1; }
+  rockspec/lunamodb-scm-1.rockspec CURL_INCDIR="${curl_inc:-/usr/include}" CURL_LIBDIR="$curl_lib" \
+  >"$tree/build.log" 2>&1 || { cat "$tree/build.log"; exit 1; }
 
 # Only the fresh tree (plus the system's own paths) is visible.
 cd "$tree"
