@@ -29,13 +29,8 @@ end
 
 -- script -----------------------------------------------------------------------------------
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+-- started from the repository root, so the shared helpers are on ./?.lua
+local read_file = require("spec.helpers.files").read
 
 local script = cjson.decode((assert(read_file(dir .. "/script.json"), "no script.json")))
 local routes = {}
