@@ -114,6 +114,7 @@ Client.__name = "lunamodb.Client"
 M.Client = Client
 
 -- Raises on misuse and misconfiguration; never touches the network.
+-- getenv (default os.getenv) lets specs resolve against a made-up environment.
 function M.new(opts, getenv)
   opts = check_options(opts)
   local settings = config.resolve(opts, getenv)
