@@ -492,6 +492,34 @@ static int core_monotonic_ms(lua_State *L) {
   return 1;
 }
 
+static int core_base64_encode(lua_State *L) {
+  core_state *st = get_state(L);
+  lmdb_str s = check_str(L, 1);
+  lmdb_buf_reset(&st->out);
+  if (lmdb_base64_encode(&st->out, s.ptr, s.len) != 0)
+    return luaL_error(L, "lunamodb: not enough memory");
+  push_buf(L, &st->out);
+  return 1;
+}
+
+/* Returns the bytes, or nil, message for text that is not strict base64. */
+static int core_base64_decode(lua_State *L) {
+  core_state *st = get_state(L);
+  lmdb_str s = check_str(L, 1);
+  int rc;
+  lmdb_buf_reset(&st->out);
+  rc = lmdb_base64_decode(&st->out, s.ptr, s.len);
+  if (rc == -1)
+    return luaL_error(L, "lunamodb: not enough memory");
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "not valid base64");
+    return 2;
+  }
+  push_buf(L, &st->out);
+  return 1;
+}
+
 /* Blocks the calling thread: only the blocking driver uses it, between
 ** retries, when nothing else is waiting on the transport. */
 static int core_sleep_ms(lua_State *L) {
@@ -1189,6 +1217,8 @@ static const luaL_Reg core_functions[] = {
   {"monotonic_ms", core_monotonic_ms},
   {"parse_http_date", core_parse_http_date},
   {"sleep_ms", core_sleep_ms},
+  {"base64_encode", core_base64_encode},
+  {"base64_decode", core_base64_decode},
   {"sigv4_sign", core_sigv4_sign},
   {"signer", core_signer},
   {"error_code", core_error_code},

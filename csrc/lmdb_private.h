@@ -55,6 +55,14 @@ int  lmdb_random_bytes(void *out, size_t n);                    /* CSPRNG */
 int  lmdb_uuid4(char out[37]);
 void lmdb_cleanse(void *p, size_t n);                           /* OPENSSL_cleanse */
 
+/* --------------------------------------------------------- base64.c */
+
+/* Appends the base64 of data. -1 on OOM. */
+int  lmdb_base64_encode(lmdb_buf *out, const void *data, size_t len);
+/* Appends the bytes of a strict base64 text (padded, no whitespace,
+** canonical). -1 on OOM, -2 on malformed input. */
+int  lmdb_base64_decode(lmdb_buf *out, const char *text, size_t len);
+
 /* ---------------------------------------------------------- sigv4.c */
 
 typedef struct lmdb_header {

@@ -28,7 +28,7 @@ build = {
   modules = {
     ["lunamodb.core"] = {
       sources = {
-        "csrc/buf.c", "csrc/credentials.c", "csrc/digest.c", "csrc/endpoint.c",
+        "csrc/base64.c", "csrc/buf.c", "csrc/credentials.c", "csrc/digest.c", "csrc/endpoint.c",
         "csrc/http.c", "csrc/json.c", "csrc/lmdb.c", "csrc/retry.c", "csrc/sigv4.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "OPENSSL_API_COMPAT=30000" },
