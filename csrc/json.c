@@ -328,6 +328,21 @@ lmdb_json_token lmdb_json_next(lmdb_json_lexer *lx) {
   }
 }
 
+int lmdb_utf8_valid(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  while (p < end) {
+    if (*p < 0x80) {
+      p++;
+    } else {
+      size_t n = utf8_seq(p, end);
+      if (n == 0)
+        return 0;
+      p += n;
+    }
+  }
+  return 1;
+}
+
 int lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len) {
   static const char hexd[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)s, *end = p + len, *run;

@@ -492,6 +492,12 @@ static int core_monotonic_ms(lua_State *L) {
   return 1;
 }
 
+static int core_utf8_valid(lua_State *L) {
+  lmdb_str s = check_str(L, 1);
+  lua_pushboolean(L, lmdb_utf8_valid(s.ptr, s.len));
+  return 1;
+}
+
 static int core_base64_encode(lua_State *L) {
   core_state *st = get_state(L);
   lmdb_str s = check_str(L, 1);
@@ -1218,6 +1224,7 @@ static const luaL_Reg core_functions[] = {
   {"parse_http_date", core_parse_http_date},
   {"sleep_ms", core_sleep_ms},
   {"base64_encode", core_base64_encode},
+  {"utf8_valid", core_utf8_valid},
   {"base64_decode", core_base64_decode},
   {"sigv4_sign", core_sigv4_sign},
   {"signer", core_signer},

@@ -152,6 +152,9 @@ typedef struct lmdb_json_lexer {
 void lmdb_json_lexer_init(lmdb_json_lexer *lx, const char *text, size_t len, int max_depth);
 lmdb_json_token lmdb_json_next(lmdb_json_lexer *lx);
 void lmdb_json_lexer_free(lmdb_json_lexer *lx);
+/* 1 if s is valid UTF-8 (no overlongs, surrogates or code points past
+** U+10FFFF), else 0. */
+int  lmdb_utf8_valid(const char *s, size_t len);
 /* Appends s as a JSON string literal (quotes included). -1 on OOM, -2 on
 ** invalid UTF-8 (JSON text must be valid UTF-8). */
 int  lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len);
