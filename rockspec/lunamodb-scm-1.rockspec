@@ -37,11 +37,16 @@ build = {
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["lunamodb"] = "lua/lunamodb/init.lua",
+    ["lunamodb.attributes"] = "lua/lunamodb/attributes.lua",
     ["lunamodb.client"] = "lua/lunamodb/client.lua",
     ["lunamodb.config"] = "lua/lunamodb/config.lua",
     ["lunamodb.credentials"] = "lua/lunamodb/credentials.lua",
     ["lunamodb.errors"] = "lua/lunamodb/errors.lua",
+    ["lunamodb.expressions.condition"] = "lua/lunamodb/expressions/condition.lua",
+    ["lunamodb.expressions.path"] = "lua/lunamodb/expressions/path.lua",
+    ["lunamodb.expressions.serializer"] = "lua/lunamodb/expressions/serializer.lua",
     ["lunamodb.transport.curl"] = "lua/lunamodb/transport/curl.lua",
+    ["lunamodb.values"] = "lua/lunamodb/values.lua",
   },
 }
 test_dependencies = { "busted", "lua-cjson" }

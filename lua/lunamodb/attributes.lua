@@ -199,8 +199,11 @@ local function bind(attr, name)
   return attr
 end
 
--- Public, path-text forms used by expressions.
+-- Public, path-text forms used by expressions. There lunamodb.null writes
+-- NULL whatever the declared type, as DynamoDB allows (and PynamoDB's
+-- attr.set(None) does); items keep to the declared type.
 function Attribute:serialize(value, path_text)
+  if value == null then return { NULL = true } end
   size = 0
   return self:encode(value, { text = path_text or self.name or "value" }, nil, 1)
 end
@@ -214,7 +217,7 @@ function Attribute:serialize_element(value, path_text)
     size = 0
     return self.element(self, value, { text = path_text or self.name or "value" }, nil, 1)
   end
-  error(format("lunamodb: %s: a %s has no elements", path_text or self.name, self.kind), 2)
+  error(format("lunamodb: %s: a %s has no elements", path_text or self.name, self.kind), 0)
 end
 
 -- The default value of an attribute, fresh for every item.

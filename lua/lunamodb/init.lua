@@ -22,8 +22,29 @@ M.errors = require "lunamodb.errors"
 M.Error = M.errors.Error
 M.is_error = M.errors.is_error
 
--- JSON null, for the few wire fields that take it.
+-- Value types (see lunamodb.values): sets, UTC datetimes, exact decimals,
+-- binary in untyped places, and NULL where nil cannot stand (lists, maps).
+local values = require "lunamodb.values"
+M.set = values.set
+M.datetime = values.datetime
+M.now = values.now
+M.decimal = values.decimal
+M.binary = values.binary
 M.null = core.null
+
+M.attributes = require "lunamodb.attributes"
+
+-- Expressions: schema paths (Thread.views) build conditions and updates;
+-- lunamodb.path("name") starts an untyped path; a serializer turns them into
+-- one request's expression strings and placeholder maps.
+local path = require "lunamodb.expressions.path"
+local serializer = require "lunamodb.expressions.serializer"
+M.path = path.untyped
+M.expressions = {
+  new = serializer.new,
+  is_condition = path.is_condition,
+  is_path = path.is_path,
+}
 
 -- Marks a table as a JSON array, so an empty one is sent as [] (a plain
 -- empty table is sent as {}). Non-empty sequences need no marking.
