@@ -42,6 +42,7 @@ build = {
     ["lunamodb.config"] = "lua/lunamodb/config.lua",
     ["lunamodb.credentials"] = "lua/lunamodb/credentials.lua",
     ["lunamodb.errors"] = "lua/lunamodb/errors.lua",
+    ["lunamodb.model"] = "lua/lunamodb/model.lua",
     ["lunamodb.expressions.condition"] = "lua/lunamodb/expressions/condition.lua",
     ["lunamodb.expressions.path"] = "lua/lunamodb/expressions/path.lua",
     ["lunamodb.expressions.serializer"] = "lua/lunamodb/expressions/serializer.lua",

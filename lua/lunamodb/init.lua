@@ -34,6 +34,11 @@ M.null = core.null
 
 M.attributes = require "lunamodb.attributes"
 
+-- Models: a table declared in one literal (see lunamodb.model).
+local model = require "lunamodb.model"
+M.Model = model.Model
+M.DoesNotExist = model.DoesNotExist
+
 -- Expressions: schema paths (Thread.views) build conditions and updates;
 -- lunamodb.path("name") starts an untyped path; a serializer turns them into
 -- one request's expression strings and placeholder maps.

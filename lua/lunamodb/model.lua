@@ -1,0 +1,879 @@
+-- lunamodb.model: a DynamoDB table declared in one Lua literal.
+--
+--   local User = lunamodb.Model{
+--     table_name = "users", region = "us-east-1",
+--     attributes = { email = A.Unicode{ hash_key = true }, logins = A.Number{ default = 0 } },
+--   }
+--   local u = User.new{ email = "ada@example.com" }
+--   assert(u:save())
+--   local again, err = User:get("ada@example.com")     -- nil, err (code "DoesNotExist") when absent
+--
+-- A model class holds the class methods (get, create_table, ...) and the
+-- attributes' expression paths (User.logins:add(1)). Items are plain-feeling
+-- tables whose metatable is separate from the class, so a missing field
+-- reads as nil and never falls through to a class member.
+
+local core = require "lunamodb.core"
+local A = require "lunamodb.attributes"
+local errors = require "lunamodb.errors"
+local Client = require "lunamodb.client"
+local path = require "lunamodb.expressions.path"
+local serializer = require "lunamodb.expressions.serializer"
+
+local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, rawget, rawset
+local type, tostring, pairs, ipairs, next, error, select = type, tostring, pairs, ipairs, next, error, select
+local format, concat, sort = string.format, table.concat, table.sort
+local floor = math.floor
+
+local M = {}
+
+M.DoesNotExist = "DoesNotExist"
+
+-- Per-class data, keyed by the class table: never reachable from items.
+local classes = setmetatable({}, { __mode = "k" })
+-- Per-item bookkeeping: partial (projected) reads, stored names the model
+-- does not declare.
+local item_state = setmetatable({}, { __mode = "k" })
+
+local ClassMethods = {}
+local ItemMethods = {}
+
+-------------------------------------------------------------- declaration
+
+-- Options of the literal, apart from attributes: name -> expected type.
+local OPTIONS = {
+  table_name = "string", name = "string",
+  region = "string", host = "string", profile = "string",
+  access_key_id = "string", secret_access_key = "string", session_token = "string",
+  connect_timeout = "number", read_timeout = "number", timeout = "number",
+  max_attempts = "number", retry = "table", ca_bundle = "string", client = "table",
+  billing_mode = "string", read_capacity_units = "number", write_capacity_units = "number",
+  stream_view_type = "string", tags = "table", keep_unknown = "boolean",
+  attributes = "table", discriminator = "string",
+}
+-- The options that make a connection; models that agree on all of them
+-- share one client.
+local CONNECTION_OPTIONS = {
+  "region", "host", "profile", "access_key_id", "secret_access_key", "session_token",
+  "connect_timeout", "read_timeout", "timeout", "max_attempts", "ca_bundle",
+}
+local BILLING = { PROVISIONED = true, PAY_PER_REQUEST = true }
+local STREAM_VIEWS = { NEW_IMAGE = true, OLD_IMAGE = true, NEW_AND_OLD_IMAGES = true, KEYS_ONLY = true }
+
+-- Names an attribute may not take: they are class or item methods (those
+-- of later issues included, so adding them never breaks a model).
+local RESERVED = {}
+for name in ([[
+new get create_table delete_table exists describe_table update_ttl from_table from_dynamodb
+extend query scan count batch_get batch_write transact_get transact_write get_ref DoesNotExist
+save update delete refresh to_table to_dynamodb key_values is_partial client table_name schema
+]]):gmatch("%S+") do RESERVED[name] = true end
+
+local function declare_error(display, msg, level)
+  error(format("lunamodb.Model(%s): %s", display, msg), level or 3)
+end
+
+local function check_options(decl, display)
+  for k, v in pairs(decl) do
+    local want = OPTIONS[k]
+    if not want then declare_error(display, format("unknown option '%s'", tostring(k)), 4) end
+    if type(v) ~= want then
+      declare_error(display, format("option '%s' must be a %s (got %s)", k, want, type(v)), 4)
+    end
+  end
+  local name = decl.table_name
+  if name and (#name < 3 or #name > 255 or name:find("[^%w_%.%-]")) then
+    declare_error(display, format("table_name %q must be 3-255 characters of letters, digits, "
+      .. "'_', '-' and '.'", name), 4)
+  end
+  if decl.billing_mode and not BILLING[decl.billing_mode] then
+    declare_error(display, "billing_mode must be \"PROVISIONED\" or \"PAY_PER_REQUEST\"", 4)
+  end
+  if decl.stream_view_type and not STREAM_VIEWS[decl.stream_view_type] then
+    declare_error(display, "stream_view_type must be NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES "
+      .. "or KEYS_ONLY", 4)
+  end
+  for _, cap in ipairs({ "read_capacity_units", "write_capacity_units" }) do
+    local v = decl[cap]
+    if v ~= nil and (v < 1 or v % 1 ~= 0) then
+      declare_error(display, format("%s must be a whole number >= 1", cap), 4)
+    end
+  end
+end
+
+-- Builds a class from a literal. parent: the class being extended, if any.
+local function build(decl, parent)
+  local pdata = parent and classes[parent]
+  local display = decl.name or decl.table_name or (pdata and pdata.display) or "Model"
+  check_options(decl, display)
+  if pdata then
+    for _, k in ipairs({ "table_name", "region", "host", "profile", "client", "billing_mode" }) do
+      if decl[k] ~= nil then
+        declare_error(display, format("a subclass shares its parent's table: '%s' cannot be set", k), 3)
+      end
+    end
+  elseif not decl.table_name then
+    declare_error(display, "table_name is required", 3)
+  end
+  local own = decl.attributes or {}
+  local merged = {}
+  if pdata then
+    for name, attr in pairs(pdata.info.by_name) do merged[name] = attr end
+  end
+  for name, attr in pairs(own) do
+    if type(name) ~= "string" then declare_error(display, "attribute names must be strings", 3) end
+    if RESERVED[name] then
+      declare_error(display, format("attribute '%s' would hide the model method of that name "
+        .. "(use attr_name = \"%s\" to keep the stored name)", name, name), 3)
+    end
+    if name:sub(1, 1) == "_" then
+      declare_error(display, format("attribute '%s': names starting with '_' are reserved", name), 3)
+    end
+    if merged[name] then
+      declare_error(display, format("attribute '%s' is already declared by the parent model", name), 3)
+    end
+    merged[name] = attr
+  end
+  local ok, T = pcall(A.schema, merged, display)
+  if not ok then declare_error(display, tostring(T):gsub("^lunamodb%.attributes%.schema: ", ""), 3) end
+  local info = A.info(T)
+  if not info.hash_key then
+    declare_error(display, "no attribute is declared hash_key = true", 3)
+  end
+
+  local cls = {}
+  local data = {
+    display = display, schema = T, info = info, parent = parent,
+    table_name = pdata and pdata.table_name or decl.table_name,
+    decl = decl, root = pdata and pdata.root or nil,
+    keep_unknown = decl.keep_unknown,
+  }
+  data.root = data.root or cls
+  if pdata and data.keep_unknown == nil then data.keep_unknown = pdata.keep_unknown end
+  if not pdata then
+    data.connection = {}
+    for _, k in ipairs(CONNECTION_OPTIONS) do data.connection[k] = decl[k] end
+    data.connection.retry = decl.retry
+    data.client = decl.client
+    data.billing_mode = decl.billing_mode
+    data.read_capacity_units = decl.read_capacity_units
+    data.write_capacity_units = decl.write_capacity_units
+    data.stream_view_type = decl.stream_view_type
+    data.tags = decl.tags
+  else
+    data.connection = pdata.connection
+  end
+
+  -- polymorphism: a subclass registers its value in the shared Discriminator
+  if decl.discriminator then
+    if not info.discriminator then
+      declare_error(display, "'discriminator' needs a Discriminator attribute in the model", 3)
+    end
+    info.discriminator:register(cls, decl.discriminator)
+    data.discriminated = true
+  elseif pdata and info.discriminator then
+    declare_error(display, "a subclass of a model with a Discriminator needs its own "
+      .. "'discriminator' value", 3)
+  end
+
+  -- the item metatable: methods first, then the parent's, never the class
+  local item_mt = {
+    __index = ItemMethods,
+    __name = "lunamodb.Model(" .. display .. ")",
+  }
+  item_mt.__newindex = function(item, k, v)
+    if info.by_name[k] == nil then
+      error(format("lunamodb: %s has no attribute '%s'", display, tostring(k)), 2)
+    end
+    rawset(item, k, v)
+  end
+  item_mt.__tostring = function(item)
+    local parts = {}
+    for _, a in ipairs(info.order) do
+      local v = rawget(item, a.name)
+      if v ~= nil then
+        local s = type(v) == "string" and format("%q", v) or tostring(v)
+        if type(v) == "table" and getmetatable(v) == nil then s = "{...}" end
+        parts[#parts + 1] = a.name .. "=" .. s
+      end
+    end
+    return display .. "(" .. concat(parts, ", ") .. ")"
+  end
+  data.item_mt = item_mt
+  item_mt.__class = cls
+
+  for k, v in pairs(T) do rawset(cls, k, v) end      -- the attribute paths
+  -- User.new{...} and User:new{...} both work
+  rawset(cls, "new", function(a, b)
+    if a == cls then return ClassMethods.new(cls, b) end
+    return ClassMethods.new(cls, a)
+  end)
+  classes[cls] = data
+  return setmetatable(cls, {
+    -- a typo (User.login for User.logins) raises instead of reading nil
+    __index = function(_, k)
+      local m = ClassMethods[k]
+      if m == nil then
+        error(format("lunamodb: %s has no attribute or method '%s'", display, tostring(k)), 2)
+      end
+      return m
+    end,
+    __newindex = function(_, k)
+      error(format("lunamodb: %s: cannot set '%s' on a model class", display, tostring(k)), 2)
+    end,
+    __tostring = function() return "lunamodb.Model(" .. display .. ")" end,
+    __name = "lunamodb.Model",
+  })
+end
+
+function M.Model(decl)
+  if type(decl) ~= "table" then
+    error("lunamodb.Model: expected a table literal (got " .. type(decl) .. ")", 2)
+  end
+  return build(decl, nil)
+end
+
+-- A subclass sharing the table: more attributes and a discriminator value.
+function ClassMethods.extend(cls, decl)
+  if not classes[cls] then error("lunamodb: use Model:extend{...} on a model class", 2) end
+  if type(decl) ~= "table" then
+    error("lunamodb: extend: expected a table literal (got " .. type(decl) .. ")", 2)
+  end
+  return build(decl, cls)
+end
+
+function M.is_model(v)
+  return classes[v] ~= nil
+end
+
+function M.class_of(item)
+  local mt = getmetatable(item)
+  return type(mt) == "table" and rawget(mt, "__class") or nil
+end
+
+local function class_data(cls, what)
+  local data = classes[cls]
+  if not data then
+    error(format("lunamodb: %s must be called on a model class (User:%s(...), not User.%s(...))",
+      what, what, what), 3)
+  end
+  return data
+end
+
+local function item_data(item, what)
+  local cls = M.class_of(item)
+  local data = cls and classes[cls]
+  if not data then
+    error(format("lunamodb: %s must be called on an item (item:%s(...))", what, what), 3)
+  end
+  return data, cls
+end
+
+-- Strict option tables: a typo never silently changes behaviour.
+local function check_call_options(opts, allowed, what)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(format("lunamodb: %s: options must be a table (got %s)", what, type(opts)), 3)
+  end
+  for k in pairs(opts) do
+    if not allowed[k] then
+      error(format("lunamodb: %s: unknown option '%s'", what, tostring(k)), 3)
+    end
+  end
+  return opts
+end
+
+local function set_of(...)
+  local t = {}
+  for i = 1, select("#", ...) do t[select(i, ...)] = true end
+  return t
+end
+
+-------------------------------------------------------------- connection
+
+local shared_clients = setmetatable({}, { __mode = "v" })
+
+local function connection_key(conn)
+  local parts = {}
+  for _, k in ipairs(CONNECTION_OPTIONS) do
+    local v = conn[k]
+    if k == "secret_access_key" or k == "session_token" then
+      v = v and core.sha256_hex(v)                    -- never keep secrets in a key
+    end
+    parts[#parts + 1] = k .. "=" .. tostring(v)
+  end
+  if conn.retry then
+    local keys = {}
+    for k, v in pairs(conn.retry) do keys[#keys + 1] = tostring(k) .. ":" .. tostring(v) end
+    sort(keys)
+    parts[#parts + 1] = "retry=" .. concat(keys, ",")
+  end
+  return concat(parts, "\0")
+end
+
+-- The client of a class: given in the literal, or shared by every model
+-- with the same connection options. Created on first use, so declaring a
+-- model never touches configuration.
+local function client_of(data)
+  local root = classes[data.root]
+  if root.client then return root.client end
+  local key = connection_key(root.connection)
+  local c = shared_clients[key]
+  if not c then
+    local opts = {}
+    for k, v in pairs(root.connection) do opts[k] = v end
+    c = Client.new(opts)
+    shared_clients[key] = c
+  end
+  root.client = c
+  return c
+end
+
+function ClassMethods.client(cls)
+  return client_of(class_data(cls, "client"))
+end
+
+----------------------------------------------------------------- items
+
+local function new_item(data)
+  return setmetatable({}, data.item_mt)
+end
+
+-- Sets the discriminator and the defaults; new_item: default_for_new too.
+local function apply_defaults(data, cls, item, new)
+  local info = data.info
+  for _, a in ipairs(info.order) do
+    if rawget(item, a.name) == nil then
+      local d = a:default_value(new)
+      if d ~= nil then rawset(item, a.name, d) end
+    end
+  end
+  if info.discriminator and data.discriminated then
+    rawset(item, info.discriminator.name, cls)
+  end
+end
+
+-- User.new{...} (or User:new{...}): a new item with defaults applied.
+function ClassMethods.new(cls, values)
+  if values == nil and classes[cls] == nil and type(cls) == "table" then
+    error("lunamodb: call new on a model class: User.new{...} or User:new{...}", 2)
+  end
+  local data = class_data(cls, "new")
+  if values ~= nil and type(values) ~= "table" then
+    error(format("lunamodb: %s.new: expected a table of values (got %s)", data.display, type(values)), 2)
+  end
+  local item = new_item(data)
+  for k, v in pairs(values or {}) do
+    if data.info.by_name[k] == nil then
+      error(format("lunamodb: %s.new: %s has no attribute '%s'", data.display, data.display,
+        tostring(k)), 2)
+    end
+    rawset(item, k, v)
+  end
+  apply_defaults(data, cls, item, true)
+  item_state[item] = {}
+  return item
+end
+
+-- The class a stored item belongs to (polymorphism), checked against cls.
+local function class_for_item(cls, data, values)
+  local disc = data.info.discriminator
+  if not disc then return cls, data end
+  local stored = values[disc.name]
+  if stored == nil then return cls, data end
+  local c = stored
+  while c and c ~= cls do c = classes[c] and classes[c].parent end
+  if c ~= cls then
+    return nil, errors.new {
+      kind = "model", code = "WrongClass",
+      message = format("the stored item is a %s, not a %s", classes[stored].display, data.display),
+    }
+  end
+  return stored, classes[stored]
+end
+
+-- An item from a wire item; partial when read through a projection.
+local function load_item(cls, data, wire, partial)
+  local values = A.deserialize_item(data.schema, wire, { unknown = "keep" })
+  local icls, idata = class_for_item(cls, data, values)
+  if not icls then return nil, idata end
+  local item = new_item(idata)
+  local extra = nil
+  for k, v in pairs(values) do
+    if idata.info.by_name[k] then
+      rawset(item, k, v)
+    else
+      extra = extra or {}
+      extra[k] = v
+    end
+  end
+  if not partial then apply_defaults(idata, icls, item, false) end
+  item_state[item] = { partial = partial, extra = extra }
+  return item
+end
+
+-- Replaces an item's values with a stored item's (refresh, update).
+local function reload(item, data, cls, wire)
+  local values = A.deserialize_item(data.schema, wire, { unknown = "keep" })
+  local disc = data.info.discriminator
+  if disc and values[disc.name] ~= nil and values[disc.name] ~= cls then
+    return nil, errors.new {
+      kind = "model", code = "WrongClass",
+      message = format("the stored item is a %s, not a %s",
+        classes[values[disc.name]] and classes[values[disc.name]].display or "?", data.display),
+    }
+  end
+  for k in pairs(item) do rawset(item, k, nil) end
+  local extra = nil
+  for k, v in pairs(values) do
+    if data.info.by_name[k] then rawset(item, k, v) else extra = extra or {}; extra[k] = v end
+  end
+  apply_defaults(data, cls, item, false)
+  item_state[item] = { extra = extra }
+  return item
+end
+
+function ClassMethods.from_table(cls, t)
+  local data = class_data(cls, "from_table")
+  if type(t) ~= "table" then
+    error(format("lunamodb: %s:from_table: expected a table (got %s)", data.display, type(t)), 2)
+  end
+  local item = new_item(data)
+  for k, v in pairs(t) do
+    if data.info.by_name[k] == nil then
+      error(format("lunamodb: %s:from_table: %s has no attribute '%s'", data.display,
+        data.display, tostring(k)), 2)
+    end
+    rawset(item, k, v)
+  end
+  apply_defaults(data, cls, item, false)
+  item_state[item] = {}
+  return item
+end
+
+-- DynamoDB's typed JSON (text, or a decoded table) -> an item.
+function ClassMethods.from_dynamodb(cls, doc)
+  local data = class_data(cls, "from_dynamodb")
+  if type(doc) == "string" then
+    local decoded, err = core.json_decode(doc)
+    if decoded == nil then
+      error(format("lunamodb: %s:from_dynamodb: %s", data.display, err), 2)
+    end
+    doc = decoded
+  end
+  if type(doc) ~= "table" then
+    error(format("lunamodb: %s:from_dynamodb: expected JSON text or a table (got %s)",
+      data.display, type(doc)), 2)
+  end
+  local item, err = load_item(cls, data, doc, false)
+  if not item then error("lunamodb: " .. data.display .. ":from_dynamodb: " .. err.message, 2) end
+  return item
+end
+
+function ItemMethods.to_table(item)
+  item_data(item, "to_table")
+  local t = {}
+  for k, v in pairs(item) do t[k] = v end
+  return t
+end
+
+-- DynamoDB's typed JSON text of the item (binary base64-encoded), as the
+-- AWS console shows it; from_dynamodb reads it back.
+function ItemMethods.to_dynamodb(item)
+  local data = item_data(item, "to_dynamodb")
+  return core.json_encode((A.serialize_item(data.schema, item)))
+end
+
+function ItemMethods.is_partial(item)
+  item_data(item, "is_partial")
+  return item_state[item] and item_state[item].partial or false
+end
+
+-- The hash (and range) values of an item.
+function ItemMethods.key_values(item)
+  local data = item_data(item, "key_values")
+  local info = data.info
+  return rawget(item, info.hash_key.name), info.range_key and rawget(item, info.range_key.name)
+end
+
+local function key_of(data, item)
+  local info = data.info
+  return A.serialize_key(data.schema, rawget(item, info.hash_key.name),
+    info.range_key and rawget(item, info.range_key.name))
+end
+
+---------------------------------------------------------- version logic
+
+-- The condition and the new value a versioned write carries (§6.2 of the
+-- PynamoDB reference): nil locally means "must not exist yet".
+local function version_path(data)
+  local v = data.info.version
+  return rawget(data.root, v.name) or path.root(v, data.display)
+end
+
+local function version_condition(data, item)
+  local v = data.info.version
+  if not v then return nil end
+  local current = rawget(item, v.name)
+  local p = version_path(data)
+  if current == nil then return p:does_not_exist(), 1 end
+  return p:eq(current), current + 1
+end
+
+local function and_conditions(a, b)
+  if a and b then return a * b end
+  return a or b
+end
+
+local function check_condition(cond, what)
+  if cond ~= nil then path.check_condition(cond, what) end
+  return cond
+end
+
+------------------------------------------------------------------- CRUD
+
+local GET_OPTIONS = set_of("consistent_read", "attributes")
+
+-- User:get(hash[, range][, opts]) -> item, or nil, err ("DoesNotExist"
+-- when there is no such item). opts: consistent_read, attributes (a
+-- projection: the item comes back partial and cannot be saved).
+function ClassMethods.get(cls, hash, range, opts)
+  local data = class_data(cls, "get")
+  if opts == nil and type(range) == "table" and not data.info.range_key then
+    range, opts = nil, range
+  end
+  opts = check_call_options(opts, GET_OPTIONS, data.display .. ":get")
+  local params = {
+    TableName = data.table_name,
+    Key = A.serialize_key(data.schema, hash, range),
+    ConsistentRead = opts.consistent_read and true or false,
+  }
+  local partial = false
+  if opts.attributes then
+    local s = serializer.new()
+    params.ProjectionExpression = s:projection(opts.attributes, cls)
+    s:apply(params)
+    partial = true
+  end
+  local out, err = client_of(data):call("GetItem", params)
+  if not out then return nil, err end
+  if not out.Item then
+    return nil, errors.new {
+      kind = "model", operation = "GetItem", code = M.DoesNotExist,
+      message = format("%s item does not exist", data.display),
+    }
+  end
+  return load_item(cls, data, out.Item, partial)
+end
+
+local SAVE_OPTIONS = set_of("condition", "add_version_condition", "keep_unknown")
+
+-- item:save{ condition = ..., add_version_condition = true, keep_unknown = false }
+-- Replaces the whole stored item (PutItem). Stored attributes the model
+-- does not declare are dropped unless keep_unknown (or the model's option)
+-- writes them back. Returns the item, or nil, err.
+function ItemMethods.save(item, opts)
+  local data = item_data(item, "save")
+  opts = check_call_options(opts, SAVE_OPTIONS, data.display .. ":save")
+  local state = item_state[item] or {}
+  if state.partial then
+    error(format("lunamodb: %s:save: this item was read through a projection and holds only "
+      .. "some attributes; saving it would erase the others (use update instead)", data.display), 2)
+  end
+  local cond = check_condition(opts.condition, data.display .. ":save condition")
+  local vattr = data.info.version
+  local old_version, new_version
+  if vattr then
+    local vcond
+    vcond, new_version = version_condition(data, item)
+    if opts.add_version_condition ~= false then cond = and_conditions(cond, vcond) end
+    old_version = rawget(item, vattr.name)
+    rawset(item, vattr.name, new_version)
+  end
+  local keep = opts.keep_unknown
+  if keep == nil then keep = data.keep_unknown end
+  local ok, wire = pcall(A.serialize_item, data.schema, item)
+  if vattr then rawset(item, vattr.name, old_version) end
+  if not ok then error(wire, 2) end
+  if keep and state.extra then
+    for k, v in pairs(state.extra) do
+      wire[k] = A.serialize_dynamic(v, k)
+    end
+  end
+  local params = { TableName = data.table_name, Item = wire }
+  if cond then
+    local s = serializer.new()
+    params.ConditionExpression = s:condition(cond)
+    s:apply(params)
+  end
+  local out, err = client_of(data):call("PutItem", params)
+  if not out then return nil, err end
+  if vattr then rawset(item, vattr.name, new_version) end
+  return item
+end
+
+local UPDATE_OPTIONS = set_of("condition", "add_version_condition")
+
+-- item:update({ User.logins:add(1), ... }[, { condition = ... }])
+-- UpdateItem, then the item holds the stored values (ALL_NEW). Like
+-- DynamoDB (and PynamoDB) it creates the item when it does not exist; add
+-- condition = User.email:exists() to require it. Returns the item, or nil, err.
+function ItemMethods.update(item, actions, opts)
+  local data, cls = item_data(item, "update")
+  opts = check_call_options(opts, UPDATE_OPTIONS, data.display .. ":update")
+  if type(actions) ~= "table" or path.is_action(actions) or #actions == 0 then
+    error(format("lunamodb: %s:update: expected a non-empty list of update actions", data.display), 2)
+  end
+  for i = 1, #actions do
+    if not path.is_action(actions[i]) then
+      error(format("lunamodb: %s:update: action %d is not an update action (got %s)",
+        data.display, i, type(actions[i])), 2)
+    end
+  end
+  local cond = check_condition(opts.condition, data.display .. ":update condition")
+  local all = actions
+  local vattr = data.info.version
+  if vattr then
+    all = {}
+    for i = 1, #actions do all[i] = actions[i] end
+    local vcond = version_condition(data, item)
+    local p = version_path(data)
+    if rawget(item, vattr.name) == nil then
+      all[#all + 1] = p:set(1)
+    else
+      all[#all + 1] = p:add(1)
+    end
+    if opts.add_version_condition ~= false then cond = and_conditions(cond, vcond) end
+  end
+  local params = { TableName = data.table_name, Key = key_of(data, item), ReturnValues = "ALL_NEW" }
+  local s = serializer.new()
+  params.UpdateExpression = s:update(all)
+  if cond then params.ConditionExpression = s:condition(cond) end
+  s:apply(params)
+  local out, err = client_of(data):call("UpdateItem", params)
+  if not out then return nil, err end
+  local ok, rerr = reload(item, data, cls, out.Attributes or {})
+  if not ok then return nil, rerr end
+  return item
+end
+
+local DELETE_OPTIONS = set_of("condition", "add_version_condition")
+
+-- item:delete{ condition = ... } -> true, or nil, err. A versioned item
+-- is deleted only at the version held locally.
+function ItemMethods.delete(item, opts)
+  local data = item_data(item, "delete")
+  opts = check_call_options(opts, DELETE_OPTIONS, data.display .. ":delete")
+  local cond = check_condition(opts.condition, data.display .. ":delete condition")
+  if data.info.version and opts.add_version_condition ~= false then
+    cond = and_conditions(cond, (version_condition(data, item)))
+  end
+  local params = { TableName = data.table_name, Key = key_of(data, item) }
+  if cond then
+    local s = serializer.new()
+    params.ConditionExpression = s:condition(cond)
+    s:apply(params)
+  end
+  local out, err = client_of(data):call("DeleteItem", params)
+  if not out then return nil, err end
+  return true
+end
+
+local REFRESH_OPTIONS = set_of("consistent_read")
+
+-- item:refresh{ consistent_read = true } -> the item with the stored
+-- values, or nil, err ("DoesNotExist" when it is gone).
+function ItemMethods.refresh(item, opts)
+  local data, cls = item_data(item, "refresh")
+  opts = check_call_options(opts, REFRESH_OPTIONS, data.display .. ":refresh")
+  local out, err = client_of(data):call("GetItem", {
+    TableName = data.table_name, Key = key_of(data, item),
+    ConsistentRead = opts.consistent_read and true or false,
+  })
+  if not out then return nil, err end
+  if not out.Item then
+    return nil, errors.new {
+      kind = "model", operation = "GetItem", code = M.DoesNotExist,
+      message = format("%s item does not exist in the table", data.display),
+    }
+  end
+  return reload(item, data, cls, out.Item)
+end
+
+--------------------------------------------------------- table lifecycle
+
+local function root_data(cls, what)
+  local data = class_data(cls, what)
+  return classes[data.root], data
+end
+
+-- The CreateTable request of a model (PynamoDB's shape, reference §6.14).
+local function create_table_params(root, opts)
+  local info = root.info
+  local defs, keys = {}, {}
+  for _, role in ipairs({ { info.hash_key, "HASH" }, { info.range_key, "RANGE" } }) do
+    local a = role[1]
+    if a then
+      defs[#defs + 1] = { AttributeName = a.wire_name, AttributeType = a.type }
+      keys[#keys + 1] = { AttributeName = a.wire_name, KeyType = role[2] }
+    end
+  end
+  local params = { TableName = root.table_name, AttributeDefinitions = defs, KeySchema = keys }
+  local billing = opts.billing_mode or root.billing_mode or "PROVISIONED"
+  if not BILLING[billing] then
+    error("lunamodb: create_table: billing_mode must be \"PROVISIONED\" or \"PAY_PER_REQUEST\"", 3)
+  end
+  if billing == "PAY_PER_REQUEST" then
+    params.BillingMode = "PAY_PER_REQUEST"
+  else
+    local r = opts.read_capacity_units or root.read_capacity_units
+    local w = opts.write_capacity_units or root.write_capacity_units
+    if not r or not w then
+      error(format("lunamodb: %s:create_table: PROVISIONED billing needs read_capacity_units and "
+        .. "write_capacity_units (or billing_mode = \"PAY_PER_REQUEST\")", root.display), 3)
+    end
+    params.ProvisionedThroughput = { ReadCapacityUnits = r, WriteCapacityUnits = w }
+  end
+  local view = opts.stream_view_type or root.stream_view_type
+  if view then
+    if not STREAM_VIEWS[view] then
+      error("lunamodb: create_table: stream_view_type must be NEW_IMAGE, OLD_IMAGE, "
+        .. "NEW_AND_OLD_IMAGES or KEYS_ONLY", 3)
+    end
+    params.StreamSpecification = { StreamEnabled = true, StreamViewType = view }
+  end
+  if root.tags then
+    local tags = {}
+    for k, v in pairs(root.tags) do tags[#tags + 1] = { Key = tostring(k), Value = tostring(v) } end
+    sort(tags, function(x, y) return x.Key < y.Key end)
+    params.Tags = tags
+  end
+  return params
+end
+M.create_table_params = create_table_params
+
+-- Polls DescribeTable until the table (and its indexes) are ACTIVE, or
+-- gone when want == nil. Waits through the client's transport.
+local function wait_for(root, want, timeout_s)
+  local client = client_of(root)
+  local deadline = core.monotonic_ms() + (timeout_s or 300) * 1000
+  local delay = 100
+  while true do
+    local out, err = client:call("DescribeTable", { TableName = root.table_name })
+    if not out then
+      if want == nil and err:is("ResourceNotFound") then return true end
+      return nil, err
+    end
+    local t = out.Table
+    if want and t.TableStatus == want then
+      local ready = true
+      for _, g in ipairs(t.GlobalSecondaryIndexes or {}) do
+        if g.IndexStatus ~= "ACTIVE" then ready = false end
+      end
+      if ready then return true end
+    end
+    if core.monotonic_ms() + delay > deadline then
+      return nil, errors.new {
+        kind = "model", code = "WaiterTimeout", operation = "DescribeTable",
+        message = format("table %s did not become %s within %d s", root.table_name,
+          want or "deleted", timeout_s or 300),
+      }
+    end
+    client.transport:sleep(delay)
+    delay = delay < 2000 and delay * 2 or 2000
+  end
+end
+
+local CREATE_OPTIONS = set_of("billing_mode", "read_capacity_units", "write_capacity_units",
+  "stream_view_type", "wait", "wait_timeout", "ttl")
+
+-- User:create_table{ billing_mode = "PAY_PER_REQUEST", wait = true }
+-- Creates the table unless it exists, waits for ACTIVE when asked, and
+-- enables TTL on the model's TTL attribute unless it already is (ttl =
+-- false skips that). Returns true, or nil, err.
+function ClassMethods.create_table(cls, opts)
+  local root, data = root_data(cls, "create_table")
+  opts = check_call_options(opts, CREATE_OPTIONS, data.display .. ":create_table")
+  local params = create_table_params(root, opts)
+  local client = client_of(root)
+  local exists, err = ClassMethods.exists(cls)
+  if exists == nil then return nil, err end
+  if not exists then
+    local out
+    out, err = client:call("CreateTable", params)
+    if not out and not err:is("ResourceInUse") then return nil, err end
+  end
+  if opts.wait then
+    local ok
+    ok, err = wait_for(root, "ACTIVE", opts.wait_timeout)
+    if not ok then return nil, err end
+  end
+  if root.info.ttl and opts.ttl ~= false then
+    local ok
+    ok, err = ClassMethods.update_ttl(cls)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+local DELETE_TABLE_OPTIONS = set_of("wait", "wait_timeout")
+
+-- User:delete_table{ wait = true } -> true, or nil, err.
+function ClassMethods.delete_table(cls, opts)
+  local root, data = root_data(cls, "delete_table")
+  opts = check_call_options(opts, DELETE_TABLE_OPTIONS, data.display .. ":delete_table")
+  local out, err = client_of(root):call("DeleteTable", { TableName = root.table_name })
+  if not out then return nil, err end
+  if opts.wait then return wait_for(root, nil, opts.wait_timeout) end
+  return true
+end
+
+-- User:describe_table() -> the Table description, or nil, err.
+function ClassMethods.describe_table(cls)
+  local root = root_data(cls, "describe_table")
+  local out, err = client_of(root):call("DescribeTable", { TableName = root.table_name })
+  if not out then return nil, err end
+  return out.Table
+end
+
+-- User:exists() -> whether the table exists; nil, err on any other failure.
+function ClassMethods.exists(cls)
+  local root = root_data(cls, "exists")
+  local out, err = client_of(root):call("DescribeTable", { TableName = root.table_name })
+  if out then return true end
+  if err:is("ResourceNotFound") then return false end
+  return nil, err
+end
+
+-- Enables TTL on the model's TTL attribute, unless it already is.
+function ClassMethods.update_ttl(cls)
+  local root, data = root_data(cls, "update_ttl")
+  local ttl = root.info.ttl
+  if not ttl then
+    error(format("lunamodb: %s:update_ttl: the model has no TTL attribute", data.display), 2)
+  end
+  local client = client_of(root)
+  local out, err = client:call("DescribeTimeToLive", { TableName = root.table_name })
+  if not out then return nil, err end
+  local d = out.TimeToLiveDescription or {}
+  if d.AttributeName == ttl.wire_name and (d.TimeToLiveStatus == "ENABLED" or d.TimeToLiveStatus == "ENABLING") then
+    return true
+  end
+  out, err = client:call("UpdateTimeToLive", { TableName = root.table_name,
+    TimeToLiveSpecification = { AttributeName = ttl.wire_name, Enabled = true } })
+  if not out then return nil, err end
+  return true
+end
+
+function ClassMethods.table_name(cls)
+  return classes[class_data(cls, "table_name").root].table_name
+end
+
+-- The schema behind the class (lunamodb.attributes), for advanced use.
+function ClassMethods.schema(cls)
+  return class_data(cls, "schema").schema
+end
+
+M.ClassMethods = ClassMethods
+M.ItemMethods = ItemMethods
+return M
