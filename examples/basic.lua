@@ -1,69 +1,45 @@
--- examples/basic.lua: create a table, write an item, read it back, clean up.
+-- examples/basic.lua: declare a model, create its table, write, read, update, clean up.
 --
--- `make demo` runs this against a DynamoDB Local it starts itself. Against
--- AWS, set AWS_REGION and credentials the usual way, and unset
--- AWS_ENDPOINT_URL_DYNAMODB. (The model API will replace these low-level
--- calls once it lands.)
+-- `make demo` runs this against a DynamoDB Local it starts itself (it sets
+-- AWS_ENDPOINT_URL_DYNAMODB and demo credentials). Against AWS, set AWS_REGION
+-- and credentials the usual way.
 local lunamodb = require "lunamodb"
+local A = lunamodb.attributes
 
-local client = lunamodb.Client.new{ region = os.getenv("AWS_REGION") or "us-east-1" }
-print("client:   " .. tostring(client))
-
-local table_name = "lunamodb_demo_" .. os.time()
-
-local function check(out, err)
-  if not out then
-    io.stderr:write(tostring(err), "\n")
-    os.exit(1)
-  end
-  return out
-end
-
-local created = check(client:call("CreateTable", {
-  TableName = table_name,
-  BillingMode = "PAY_PER_REQUEST",
-  AttributeDefinitions = { { AttributeName = "email", AttributeType = "S" } },
-  KeySchema = { { AttributeName = "email", KeyType = "HASH" } },
-}))
-print("created:  " .. created.TableDescription.TableName .. " (" .. created.TableDescription.TableStatus .. ")")
-
-check(client:call("PutItem", {
-  TableName = table_name,
-  Item = {
-    email = { S = "ada@example.com" },
-    name = { S = "Ada Lovelace" },
-    logins = { N = "1" },
-    tags = { SS = { "math", "engines" } },
+local User = lunamodb.Model{
+  table_name = "lunamodb_demo_users",
+  region = os.getenv("AWS_REGION") or "us-east-1",
+  billing_mode = "PAY_PER_REQUEST",
+  attributes = {
+    email = A.Unicode{ hash_key = true },
+    name = A.Unicode{},
+    logins = A.Number{ default = 0 },
+    tags = A.UnicodeSet{},
+    joined = A.UTCDateTime{ default_for_new = lunamodb.now },
+    version = A.Version{},
   },
-}))
-print("put:      ada@example.com")
+}
 
-local updated = check(client:call("UpdateItem", {
-  TableName = table_name,
-  Key = { email = { S = "ada@example.com" } },
-  UpdateExpression = "SET #l = #l + :one",
-  ExpressionAttributeNames = { ["#l"] = "logins" },
-  ExpressionAttributeValues = { [":one"] = { N = "1" } },
-  ReturnValues = "UPDATED_NEW",
-}))
-print("updated:  logins = " .. updated.Attributes.logins.N)
+assert(User:create_table{ wait = true })
 
-local got = check(client:call("GetItem", {
-  TableName = table_name,
-  Key = { email = { S = "ada@example.com" } },
-  ConsistentRead = true,
-}))
-print(string.format("got:      %s <%s>, %s logins", got.Item.name.S, got.Item.email.S, got.Item.logins.N))
+local ada = User.new{ email = "ada@example.com", name = "Ada", tags = lunamodb.set{ "math" } }
+assert(ada:save())
+print("saved:    " .. tostring(ada))
 
--- A failed condition comes back as nil, err -- never raised.
-local out, err = client:call("PutItem", {
-  TableName = table_name,
-  Item = { email = { S = "ada@example.com" } },
-  ConditionExpression = "attribute_not_exists(email)",
-})
-assert(out == nil and err:is("ConditionalCheckFailed"))
+local again = assert(User:get("ada@example.com", { consistent_read = true }))
+assert(again:update{ User.logins:add(1), User.tags:add(lunamodb.set{ "engines" }) })
+print("updated:  " .. tostring(again))
+
+-- Runtime failures come back as nil, err: here the stale copy loses the race.
+local ok, err = ada:save()
+assert(not ok and err:is("ConditionalCheckFailed"))
 print("refused:  " .. tostring(err))
 
-check(client:call("DeleteTable", { TableName = table_name }))
-print("deleted:  " .. table_name)
-client:close()
+local missing
+missing, err = User:get("nobody@example.com")
+assert(missing == nil and err:is(lunamodb.DoesNotExist))
+print("missing:  " .. tostring(err))
+
+assert(again:delete())
+assert(User:delete_table{ wait = true })
+print("deleted:  the table " .. User:table_name())
