@@ -18,3 +18,13 @@ describe("examples/custom_attribute.lua", function()
     assert.is_true(A.is_attribute(e))
   end)
 end)
+
+describe("the README quick start", function()
+  it("is examples/basic.lua, verbatim", function()
+    local files = require "spec.helpers.files"
+    local readme = assert(files.read("README.md"))
+    local block = readme:match("## Quick start.-```lua\n(.-)```")
+    assert.is_string(block)
+    assert.equal(assert(files.read("examples/basic.lua")), block)
+  end)
+end)
