@@ -1058,17 +1058,14 @@ function M.schema(decl, display)
     names[#names + 1] = name
   end
   sort(names)
-  local seen = {}
   for _, name in ipairs(names) do
     local raw = decl[name]
     if not is_attribute(raw) and not (type(raw) == "table" and raw.class and raw.kind) then
       error(format("lunamodb.attributes.schema: '%s' must be an attribute (got %s)", name,
         type(raw)), 2)
     end
-    local attr = as_attribute(raw, "'" .. name .. "'")
-    if seen[attr] then attr = clone(attr) end
-    seen[attr] = true
-    bind(attr, name)
+    -- always a copy: one declaration may serve several names and schemas
+    local attr = bind(clone(as_attribute(raw, "'" .. name .. "'")), name)
     if info.by_wire[attr.wire_name] then
       error(format("lunamodb.attributes.schema: '%s' and '%s' are both stored as '%s'",
         info.by_wire[attr.wire_name].name, name, attr.wire_name), 2)

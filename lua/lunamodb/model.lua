@@ -57,6 +57,8 @@ local CONNECTION_OPTIONS = {
   "region", "host", "profile", "access_key_id", "secret_access_key", "session_token",
   "connect_timeout", "read_timeout", "timeout", "max_attempts", "ca_bundle",
 }
+-- A subclass shares its root's table and connection: only these are its own.
+local SUBCLASS_OPTIONS = { name = true, attributes = true, discriminator = true, keep_unknown = true }
 local BILLING = { PROVISIONED = true, PAY_PER_REQUEST = true }
 local STREAM_VIEWS = { NEW_IMAGE = true, OLD_IMAGE = true, NEW_AND_OLD_IMAGES = true, KEYS_ONLY = true }
 
@@ -93,6 +95,14 @@ local function check_options(decl, display)
     declare_error(display, "stream_view_type must be NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES "
       .. "or KEYS_ONLY", 4)
   end
+  if decl.max_attempts ~= nil and (decl.max_attempts < 1 or decl.max_attempts % 1 ~= 0) then
+    declare_error(display, "max_attempts must be a whole number >= 1", 4)
+  end
+  for _, t in ipairs({ "connect_timeout", "read_timeout", "timeout" }) do
+    if decl[t] ~= nil and not (decl[t] > 0) then
+      declare_error(display, format("%s must be a positive number of seconds", t), 4)
+    end
+  end
   for _, cap in ipairs({ "read_capacity_units", "write_capacity_units" }) do
     local v = decl[cap]
     if v ~= nil and (v < 1 or v % 1 ~= 0) then
@@ -107,9 +117,10 @@ local function build(decl, parent)
   local display = decl.name or decl.table_name or (pdata and pdata.display) or "Model"
   check_options(decl, display)
   if pdata then
-    for _, k in ipairs({ "table_name", "region", "host", "profile", "client", "billing_mode" }) do
-      if decl[k] ~= nil then
-        declare_error(display, format("a subclass shares its parent's table: '%s' cannot be set", k), 3)
+    for k in pairs(decl) do
+      if not SUBCLASS_OPTIONS[k] then
+        declare_error(display, format("a subclass shares its parent's table: '%s' cannot be set",
+          tostring(k)), 3)
       end
     end
   elseif not decl.table_name then
@@ -202,17 +213,22 @@ local function build(decl, parent)
   data.item_mt = item_mt
   item_mt.__class = cls
 
-  for k, v in pairs(T) do rawset(cls, k, v) end      -- the attribute paths
+  -- the attribute paths and new live behind __index, so the class table
+  -- stays empty and every assignment to it raises
+  local members = {}
+  for k, v in pairs(T) do members[k] = v end
   -- User.new{...} and User:new{...} both work
-  rawset(cls, "new", function(a, b)
+  members.new = function(a, b)
     if a == cls then return ClassMethods.new(cls, b) end
     return ClassMethods.new(cls, a)
-  end)
+  end
+  data.paths = members
   classes[cls] = data
   return setmetatable(cls, {
     -- a typo (User.login for User.logins) raises instead of reading nil
     __index = function(_, k)
-      local m = ClassMethods[k]
+      local m = members[k]
+      if m == nil then m = ClassMethods[k] end
       if m == nil then
         error(format("lunamodb: %s has no attribute or method '%s'", display, tostring(k)), 2)
       end
@@ -375,68 +391,99 @@ function ClassMethods.new(cls, values)
   return item
 end
 
--- The class a stored item belongs to (polymorphism), checked against cls.
-local function class_for_item(cls, data, values)
-  local disc = data.info.discriminator
-  if not disc then return cls, data end
-  local stored = values[disc.name]
-  if stored == nil then return cls, data end
-  local c = stored
+-- Is c cls or one of its subclasses?
+local function descends(c, cls)
   while c and c ~= cls do c = classes[c] and classes[c].parent end
-  if c ~= cls then
+  return c == cls
+end
+
+local function wrong_class(stored, data)
+  return errors.new {
+    kind = "model", code = "WrongClass",
+    message = format("the stored item is a %s, not a %s", classes[stored].display, data.display),
+  }
+end
+
+-- The class a stored wire item belongs to (polymorphism), read from its
+-- discriminator before anything else so the item is decoded with that
+-- class's own attributes. nil, err when it is no cls.
+local function stored_class(cls, data, wire)
+  local disc = data.info.discriminator
+  local av = disc and wire[disc.wire_name]
+  if not av or av.S == nil then return cls, data end
+  local stored = disc.class_of[av.S]
+  if stored == nil then
     return nil, errors.new {
-      kind = "model", code = "WrongClass",
-      message = format("the stored item is a %s, not a %s", classes[stored].display, data.display),
+      kind = "model", code = "DeserializationError",
+      message = format("%s: unknown discriminator value %q", data.display, av.S),
     }
   end
+  if not descends(stored, cls) then return nil, wrong_class(stored, data) end
   return stored, classes[stored]
 end
 
--- An item from a wire item; partial when read through a projection.
-local function load_item(cls, data, wire, partial)
-  local values = A.deserialize_item(data.schema, wire, { unknown = "keep" })
-  local icls, idata = class_for_item(cls, data, values)
-  if not icls then return nil, idata end
-  local item = new_item(idata)
+-- Decodes a wire item with a class's schema; stored data the schema cannot
+-- read is a runtime failure (nil, err), not a raise.
+local function decode(data, wire)
+  local ok, values = pcall(A.deserialize_item, data.schema, wire, { unknown = "keep" })
+  if ok then return values end
+  return nil, errors.new {
+    kind = "model", code = "DeserializationError",
+    message = (tostring(values):gsub("^lunamodb: ", data.display .. ": stored ")),
+  }
+end
+
+-- Puts decoded values into an item: declared ones as fields, the others
+-- aside so save{ keep_unknown = true } can write them back.
+local function fill(item, data, cls, values, partial)
   local extra = nil
   for k, v in pairs(values) do
-    if idata.info.by_name[k] then
+    if data.info.by_name[k] then
       rawset(item, k, v)
     else
       extra = extra or {}
       extra[k] = v
     end
   end
-  if not partial then apply_defaults(idata, icls, item, false) end
+  if not partial then apply_defaults(data, cls, item, false) end
   item_state[item] = { partial = partial, extra = extra }
   return item
 end
 
+-- An item from a wire item; partial when read through a projection.
+local function load_item(cls, data, wire, partial)
+  local icls, idata = stored_class(cls, data, wire)
+  if not icls then return nil, idata end
+  local values, err = decode(idata, wire)
+  if not values then return nil, err end
+  return fill(new_item(idata), idata, icls, values, partial)
+end
+
 -- Replaces an item's values with a stored item's (refresh, update).
 local function reload(item, data, cls, wire)
-  local values = A.deserialize_item(data.schema, wire, { unknown = "keep" })
-  local disc = data.info.discriminator
-  if disc and values[disc.name] ~= nil and values[disc.name] ~= cls then
-    return nil, errors.new {
-      kind = "model", code = "WrongClass",
-      message = format("the stored item is a %s, not a %s",
-        classes[values[disc.name]] and classes[values[disc.name]].display or "?", data.display),
-    }
-  end
+  local icls, idata = stored_class(cls, data, wire)
+  if not icls then return nil, idata end
+  if icls ~= cls then return nil, wrong_class(icls, data) end
+  local values, err = decode(idata, wire)
+  if not values then return nil, err end
   for k in pairs(item) do rawset(item, k, nil) end
-  local extra = nil
-  for k, v in pairs(values) do
-    if data.info.by_name[k] then rawset(item, k, v) else extra = extra or {}; extra[k] = v end
-  end
-  apply_defaults(data, cls, item, false)
-  item_state[item] = { extra = extra }
-  return item
+  return fill(item, data, cls, values, false)
 end
 
 function ClassMethods.from_table(cls, t)
   local data = class_data(cls, "from_table")
   if type(t) ~= "table" then
     error(format("lunamodb: %s:from_table: expected a table (got %s)", data.display, type(t)), 2)
+  end
+  -- a table naming a subclass in its discriminator becomes that subclass
+  local disc = data.info.discriminator
+  local sub = disc and t[disc.name]
+  if sub ~= nil and sub ~= cls then
+    if not (classes[sub] and descends(sub, cls)) then
+      error(format("lunamodb: %s:from_table: '%s' is not %s or one of its subclasses",
+        data.display, disc.name, data.display), 2)
+    end
+    cls, data = sub, classes[sub]
   end
   local item = new_item(data)
   for k, v in pairs(t) do
@@ -507,8 +554,7 @@ end
 -- The condition and the new value a versioned write carries (§6.2 of the
 -- PynamoDB reference): nil locally means "must not exist yet".
 local function version_path(data)
-  local v = data.info.version
-  return rawget(data.root, v.name) or path.root(v, data.display)
+  return data.paths[data.info.version.name]
 end
 
 local function version_condition(data, item)
@@ -539,8 +585,13 @@ local GET_OPTIONS = set_of("consistent_read", "attributes")
 -- projection: the item comes back partial and cannot be saved).
 function ClassMethods.get(cls, hash, range, opts)
   local data = class_data(cls, "get")
-  if opts == nil and type(range) == "table" and not data.info.range_key then
-    range, opts = nil, range
+  if opts == nil and type(range) == "table" and getmetatable(range) == nil then
+    if not data.info.range_key then
+      range, opts = nil, range
+    else
+      error(format("lunamodb: %s:get: the range key value is missing (options come third: "
+        .. "%s:get(hash, range, options))", data.display, data.display), 2)
+    end
   end
   opts = check_call_options(opts, GET_OPTIONS, data.display .. ":get")
   local params = {
@@ -647,8 +698,9 @@ function ItemMethods.update(item, actions, opts)
   end
   local params = { TableName = data.table_name, Key = key_of(data, item), ReturnValues = "ALL_NEW" }
   local s = serializer.new()
-  params.UpdateExpression = s:update(all)
+  -- the condition is numbered first, as PynamoDB does (reference §5.4)
   if cond then params.ConditionExpression = s:condition(cond) end
+  params.UpdateExpression = s:update(all)
   s:apply(params)
   local out, err = client_of(data):call("UpdateItem", params)
   if not out then return nil, err end
@@ -752,6 +804,12 @@ local function create_table_params(root, opts)
 end
 M.create_table_params = create_table_params
 
+-- Waits through the client's transport, so a non-blocking host yields.
+local function sleep(client, ms)
+  local t = client.transport
+  if t and t.sleep then t:sleep(ms) else core.sleep_ms(ms) end
+end
+
 -- Polls DescribeTable until the table (and its indexes) are ACTIVE, or
 -- gone when want == nil. Waits through the client's transport.
 local function wait_for(root, want, timeout_s)
@@ -775,11 +833,11 @@ local function wait_for(root, want, timeout_s)
     if core.monotonic_ms() + delay > deadline then
       return nil, errors.new {
         kind = "model", code = "WaiterTimeout", operation = "DescribeTable",
-        message = format("table %s did not become %s within %d s", root.table_name,
-          want or "deleted", timeout_s or 300),
+        message = format("table %s did not become %s within %s s", root.table_name,
+          want or "deleted", tostring(timeout_s or 300)),
       }
     end
-    client.transport:sleep(delay)
+    sleep(client, delay)
     delay = delay < 2000 and delay * 2 or 2000
   end
 end
@@ -873,6 +931,8 @@ end
 function ClassMethods.schema(cls)
   return class_data(cls, "schema").schema
 end
+
+ClassMethods.DoesNotExist = M.DoesNotExist
 
 M.ClassMethods = ClassMethods
 M.ItemMethods = ItemMethods
