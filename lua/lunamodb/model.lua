@@ -369,6 +369,22 @@ local function apply_defaults(data, cls, item, new)
   end
 end
 
+-- An item holding the given values (declared names only), then defaults:
+-- default_for_new as well when it is a new item.
+local function item_from_values(data, cls, values, new, what)
+  local item = new_item(data)
+  for k, v in pairs(values) do
+    if data.info.by_name[k] == nil then
+      error(format("lunamodb: %s%s: %s has no attribute '%s'", data.display, what, data.display,
+        tostring(k)), 3)
+    end
+    rawset(item, k, v)
+  end
+  apply_defaults(data, cls, item, new)
+  item_state[item] = {}
+  return item
+end
+
 -- User.new{...} (or User:new{...}): a new item with defaults applied.
 function ClassMethods.new(cls, values)
   if values == nil and classes[cls] == nil and type(cls) == "table" then
@@ -378,17 +394,7 @@ function ClassMethods.new(cls, values)
   if values ~= nil and type(values) ~= "table" then
     error(format("lunamodb: %s.new: expected a table of values (got %s)", data.display, type(values)), 2)
   end
-  local item = new_item(data)
-  for k, v in pairs(values or {}) do
-    if data.info.by_name[k] == nil then
-      error(format("lunamodb: %s.new: %s has no attribute '%s'", data.display, data.display,
-        tostring(k)), 2)
-    end
-    rawset(item, k, v)
-  end
-  apply_defaults(data, cls, item, true)
-  item_state[item] = {}
-  return item
+  return item_from_values(data, cls, values or {}, true, ".new")
 end
 
 -- Is c cls or one of its subclasses?
@@ -485,17 +491,7 @@ function ClassMethods.from_table(cls, t)
     end
     cls, data = sub, classes[sub]
   end
-  local item = new_item(data)
-  for k, v in pairs(t) do
-    if data.info.by_name[k] == nil then
-      error(format("lunamodb: %s:from_table: %s has no attribute '%s'", data.display,
-        data.display, tostring(k)), 2)
-    end
-    rawset(item, k, v)
-  end
-  apply_defaults(data, cls, item, false)
-  item_state[item] = {}
-  return item
+  return item_from_values(data, cls, t, false, ":from_table")
 end
 
 -- DynamoDB's typed JSON (text, or a decoded table) -> an item.
