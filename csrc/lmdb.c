@@ -2,7 +2,8 @@
 ** lmdb.c -- the only file of the core that touches the Lua API.
 **
 ** It checks arguments, converts between Lua values and the pure-C parts
-** (buf, json, digest, sigv4, retry, endpoint, credentials, http) and owns
+** (buf, json, paginate, digest, sigv4, retry, endpoint, credentials, http)
+** and owns
 ** every C resource through a userdata whose __gc frees it, so a raised
 ** error never leaks.
 */
@@ -432,6 +433,84 @@ static int core_json_decode(lua_State *L) {
   if (lx->scratch.cap > 1 << 20)
     lmdb_buf_free(&lx->scratch);
   return 1;
+}
+
+/* Checks a JSON text without building Lua values: true, or nil, message
+** (the messages of core.json_decode). */
+static int core_json_valid(lua_State *L) {
+  core_state *st = get_state(L);
+  lmdb_json_lexer *lx = &st->lexer;
+  lmdb_str s = check_str(L, 1);
+  lmdb_json_token t;
+  lmdb_json_lexer_init(lx, s.ptr, s.len, JSON_MAX_DEPTH);
+  do {
+    t = lmdb_json_next(lx);
+  } while (t != LMDB_JSON_END && t != LMDB_JSON_ERROR);
+  if (lx->scratch.cap > 1 << 20)
+    lmdb_buf_free(&lx->scratch);
+  if (t == LMDB_JSON_ERROR) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)lx->error_offset + 1,
+                    lx->error ? lx->error : "unexpected token");
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------- pagination */
+
+static const lmdb_paginator *check_paginator(lua_State *L, int idx) {
+  lmdb_str op = check_str(L, idx);
+  const lmdb_paginator *pg = lmdb_paginator_find(op);
+  if (pg == NULL)
+    luaL_error(L, "lunamodb: operation '%s' does not paginate", op.ptr);
+  return pg;
+}
+
+static int core_paginated(lua_State *L) {
+  lua_pushboolean(L, lmdb_paginator_find(check_str(L, 1)) != NULL);
+  return 1;
+}
+
+/* paginate_next(operation, request_json, response_json) ->
+** next_request_json | false, { count, scanned, capacity }; nil, message
+** for a malformed response (or request); raises for an operation that
+** does not paginate. */
+static int core_paginate_next(lua_State *L) {
+  core_state *st = get_state(L);
+  const lmdb_paginator *pg = check_paginator(L, 1);
+  lmdb_str req = check_str(L, 2), resp = check_str(L, 3);
+  lmdb_page_info info;
+  char err[192];
+  int rc = lmdb_paginate_next(pg, req, resp, &st->lexer, &st->out, &info, err, sizeof err);
+  if (st->lexer.scratch.cap > 1 << 20)
+    lmdb_buf_free(&st->lexer.scratch);
+  if (rc != 0) {
+    lmdb_buf_reset(&st->out);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  if (info.more)
+    push_buf(L, &st->out);
+  else
+    lua_pushboolean(L, 0);
+  lmdb_buf_reset(&st->out);
+  if (st->out.cap > 1 << 20)
+    lmdb_buf_free(&st->out);
+  lua_createtable(L, 0, 3);
+  push_int64(L, info.count);
+  lua_setfield(L, -2, "count");
+  if (info.has_scanned) {
+    push_int64(L, info.scanned);
+    lua_setfield(L, -2, "scanned");
+  }
+  if (info.has_capacity) {
+    lua_pushnumber(L, (lua_Number)info.capacity);
+    lua_setfield(L, -2, "capacity");
+  }
+  return 2;
 }
 
 /* ------------------------------------------------- digests, time, misc */
@@ -1214,6 +1293,9 @@ static const luaL_Reg request_methods[] = {
 static const luaL_Reg core_functions[] = {
   {"json_encode", core_json_encode},
   {"json_decode", core_json_decode},
+  {"json_valid", core_json_valid},
+  {"paginated", core_paginated},
+  {"paginate_next", core_paginate_next},
   {"sha256_hex", core_sha256_hex},
   {"hmac_sha256", core_hmac_sha256},
   {"crc32", core_crc32},

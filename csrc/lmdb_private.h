@@ -159,6 +159,51 @@ int  lmdb_utf8_valid(const char *s, size_t len);
 ** invalid UTF-8 (JSON text must be valid UTF-8). */
 int  lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len);
 
+/* ------------------------------------------------------- paginate.c */
+
+/* One paginated operation, as botocore's paginators define it: the request
+** member that carries the position (input token) comes from the response
+** member output_token; limit_key (NULL: none) sizes a page; result_key is
+** the array of results. */
+typedef struct lmdb_paginator {
+  const char *operation;
+  const char *input_token;
+  const char *output_token;
+  const char *limit_key;
+  const char *result_key;
+} lmdb_paginator;
+
+/* What one response page says about itself. */
+typedef struct lmdb_page_info {
+  int more;            /* 1: next holds the next request; 0: the last page */
+  int64_t count;       /* top-level Count, else the result key's array length, else 0 */
+  int has_scanned;
+  int64_t scanned;     /* top-level ScannedCount, when has_scanned */
+  int has_capacity;
+  double capacity;     /* ConsumedCapacity.CapacityUnits (an array of them: summed) */
+} lmdb_page_info;
+
+/* The paginator of an operation (exact name), or NULL when it does not
+** paginate. */
+const lmdb_paginator *lmdb_paginator_find(lmdb_str operation);
+/* The i-th paginator (0-based) of the table, NULL past its end. */
+const lmdb_paginator *lmdb_paginator_at(size_t i);
+/* Reads the top level of response (a JSON object) with the lexer, skipping
+** what it does not need, and fills info. When the response has an output
+** token (not null), next receives the request text with every top-level
+** input-token member's value replaced by the token's raw JSON text, copied
+** byte for byte (or that member added after the last one when absent);
+** every other byte of the request is kept. next is reset first and left
+** empty on the last page. lx is a lexer whose scratch was lmdb_buf_init'ed
+** (reused as lmdb_json_lexer_init allows). Returns 0, or -1 with err set
+** to "response: ..." or "request: ..." on malformed JSON, nesting deeper
+** than 128, a Count/ScannedCount that is not a non-negative integer, the
+** same token received twice, or OOM. The request is read only when there
+** is a next page. */
+int  lmdb_paginate_next(const lmdb_paginator *pg, lmdb_str request, lmdb_str response,
+                        lmdb_json_lexer *lx, lmdb_buf *next, lmdb_page_info *info,
+                        char *err, size_t errlen);
+
 /* ---------------------------------------------------------- retry.c */
 
 typedef enum {

@@ -29,7 +29,8 @@ build = {
     ["lunamodb.core"] = {
       sources = {
         "csrc/base64.c", "csrc/buf.c", "csrc/credentials.c", "csrc/digest.c", "csrc/endpoint.c",
-        "csrc/http.c", "csrc/json.c", "csrc/lmdb.c", "csrc/retry.c", "csrc/sigv4.c",
+        "csrc/http.c", "csrc/json.c", "csrc/lmdb.c", "csrc/paginate.c", "csrc/retry.c",
+        "csrc/sigv4.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "OPENSSL_API_COMPAT=30000" },
       libraries = { "curl", "crypto" },
@@ -42,7 +43,10 @@ build = {
     ["lunamodb.config"] = "lua/lunamodb/config.lua",
     ["lunamodb.credentials"] = "lua/lunamodb/credentials.lua",
     ["lunamodb.errors"] = "lua/lunamodb/errors.lua",
+    ["lunamodb.indexes"] = "lua/lunamodb/indexes.lua",
     ["lunamodb.model"] = "lua/lunamodb/model.lua",
+    ["lunamodb.pagination"] = "lua/lunamodb/pagination.lua",
+    ["lunamodb.scheduler"] = "lua/lunamodb/scheduler.lua",
     ["lunamodb.expressions.condition"] = "lua/lunamodb/expressions/condition.lua",
     ["lunamodb.expressions.path"] = "lua/lunamodb/expressions/path.lua",
     ["lunamodb.expressions.serializer"] = "lua/lunamodb/expressions/serializer.lua",

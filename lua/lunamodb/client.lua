@@ -2,10 +2,13 @@
 --
 --   local client = lunamodb.Client.new{ region = "us-east-1" }
 --   local out, err = client:call("ListTables", {})
+--   local text, err = client:call_raw("ListTables", '{"Limit":10}')
+--   for page in client:pages("ListTables", { Limit = 10 }) do ... end
 --
 -- call() runs the loop of DESIGN.md §1: encode -> sign -> send -> classify
--- -> (sleep, retry) -> decode. The C core signs, classifies and computes
--- the backoff; the transport moves bytes and waits.
+-- -> (sleep, retry) -> decode. The C core signs, classifies, computes the
+-- backoff and the next request of a paginated operation; the transport
+-- moves bytes and waits.
 
 local core = require "lunamodb.core"
 local errors = require "lunamodb.errors"
@@ -15,7 +18,8 @@ local curl_transport = require "lunamodb.transport.curl"
 local setmetatable, type, tostring, tonumber, pairs = setmetatable, type, tostring, tonumber, pairs
 local floor = math.floor
 local format = string.format
-local json_encode, json_decode = core.json_encode, core.json_decode
+local json_encode, json_decode, json_valid = core.json_encode, core.json_decode, core.json_valid
+local paginated, paginate_next = core.paginated, core.paginate_next
 local now_ms, monotonic_ms = core.now_ms, core.monotonic_ms
 local error_code, classify, crc32 = core.error_code, core.classify, core.crc32
 
@@ -178,9 +182,10 @@ local function with_token(params)
   return copy
 end
 
--- One attempt: returns the decoded body, or nil plus the failure's class,
--- its error and the retry-after hint.
-local function attempt(self, operation, target, body)
+-- One attempt: returns decode(response body), or nil plus the failure's
+-- class, its error and the retry-after hint. decode returns a value, or
+-- nil, message for a body that is not JSON (a transient failure).
+local function attempt(self, operation, target, body, http_opts, decode)
   local ok, cerr = prepare_credentials(self)
   if not ok then return nil, "fatal", cerr end
   local policy = self.policy
@@ -197,7 +202,7 @@ local function attempt(self, operation, target, body)
   if token then headers[6] = "X-Amz-Security-Token: " .. token end
 
   local sent = now_ms()
-  local status, hdrs, resp = self.transport:send("POST", self.endpoint, headers, body, self.http_opts)
+  local status, hdrs, resp = self.transport:send("POST", self.endpoint, headers, body, http_opts)
   local received = now_ms()
   if not status then
     local net, message = hdrs, resp
@@ -220,7 +225,7 @@ local function attempt(self, operation, target, body)
         status = 200, request_id = request_id,
       }
     end
-    local out, jerr = json_decode(resp)
+    local out, jerr = decode(resp)
     if out == nil then
       return nil, "transient", errors.new {
         kind = "transport", operation = operation, code = "SerializationError",
@@ -242,28 +247,29 @@ local function attempt(self, operation, target, body)
   return nil, class, err, retry_after
 end
 
--- Sends any DynamoDB operation. Returns the decoded response, or nil, err.
-function Client:call(operation, params)
-  if type(operation) ~= "string" then
-    error("lunamodb: client:call: operation must be a string (got " .. type(operation) .. ")", 2)
-  end
-  if not M.OPERATIONS[operation] then
-    error(format("lunamodb: client:call: unknown DynamoDB operation '%s'", operation), 2)
-  end
-  if type(params) ~= "table" then
-    error(format("lunamodb: client:call(%q): params must be a table (got %s)", operation,
-      type(params)), 2)
-  end
-  if IDEMPOTENCY_TOKEN[operation] then params = with_token(params) end
-  local ok, body = pcall(json_encode, params)
-  if not ok then
-    error(format("lunamodb: client:call(%q): params %s", operation,
-      tostring(body):gsub("^lunamodb%.json: ", "")), 2)
-  end
+-- The decode step of call_raw: the text itself, once it is known to be JSON.
+local function checked_text(text)
+  local ok, err = json_valid(text)
+  if ok then return text end
+  return nil, err
+end
+
+-- The retry loop of one call: sign, send, classify, sleep, retry. body is
+-- the JSON text to send; decode(response text) -> value or nil, message.
+-- Returns the decoded value, or nil, err.
+local function run(self, operation, body, decode)
   local target = "DynamoDB_20120810." .. operation
   local policy = self.policy
   local started = monotonic_ms()
+  -- The shared options serve every call without a deadline; a deadline
+  -- needs a table of this call's own, so calls running side by side
+  -- (coroutines on one client) never see each other's time left.
   local http_opts = self.http_opts
+  if self.deadline_ms then
+    local own = {}
+    for k, v in pairs(http_opts) do own[k] = v end
+    http_opts = own
+  end
   local n = 0
   while true do
     n = n + 1
@@ -271,7 +277,7 @@ function Client:call(operation, params)
       local left = self.deadline_ms - (monotonic_ms() - started)
       http_opts.total_timeout_ms = left > 1 and floor(left) or 1
     end
-    local out, class, err, retry_after = attempt(self, operation, target, body)
+    local out, class, err, retry_after = attempt(self, operation, target, body, http_opts, decode)
     if out then
       policy:success()
       return out
@@ -287,6 +293,109 @@ function Client:call(operation, params)
       return nil, err
     end
     if delay > 0 then self.transport:sleep(delay) end
+  end
+end
+
+-- Misuse of an operation name raises, from the caller's caller.
+local function check_operation(method, operation)
+  if type(operation) ~= "string" then
+    error(format("lunamodb: client:%s: operation must be a string (got %s)", method,
+      type(operation)), 3)
+  end
+  if not M.OPERATIONS[operation] then
+    error(format("lunamodb: client:%s: unknown DynamoDB operation '%s'", method, operation), 3)
+  end
+end
+
+-- params -> the JSON body (ClientRequestToken filled where it applies).
+local function encode_params(method, operation, params)
+  if type(params) ~= "table" then
+    error(format("lunamodb: client:%s(%q): params must be a table (got %s)", method, operation,
+      type(params)), 3)
+  end
+  if IDEMPOTENCY_TOKEN[operation] then params = with_token(params) end
+  local ok, body = pcall(json_encode, params)
+  if not ok then
+    error(format("lunamodb: client:%s(%q): params %s", method, operation,
+      tostring(body):gsub("^lunamodb%.json: ", "")), 3)
+  end
+  return body
+end
+
+-- Sends any DynamoDB operation whose body is already JSON text, sent as
+-- is. Does all that call does (signing, retries, CRC32, structured errors,
+-- the deadline; a response that is not JSON is retried) and returns the
+-- response body TEXT, undecoded, or nil, err.
+function Client:call_raw(operation, body_json)
+  check_operation("call_raw", operation)
+  if type(body_json) ~= "string" then
+    error(format("lunamodb: client:call_raw(%q): body must be a JSON string (got %s)", operation,
+      type(body_json)), 2)
+  end
+  return run(self, operation, body_json, checked_text)
+end
+
+-- Sends any DynamoDB operation. Returns the decoded response, or nil, err.
+-- It is call_raw with params encoded first and the response decoded, the
+-- decoding done inside the retry loop (one pass: a response that is not
+-- JSON is retried, as call_raw's check does).
+function Client:call(operation, params)
+  check_operation("call", operation)
+  return run(self, operation, encode_params("call", operation, params), json_decode)
+end
+
+-- An iterator over the decoded response pages of any paginated operation
+-- (core.paginated: Query, Scan, ListTables, ListBackups, ListTagsOfResource,
+-- ListExports, ListImports, ListContributorInsights, ListGlobalTables,
+-- ExecuteStatement):
+--
+--   for page, info in client:pages("Query", params) do ... end
+--
+-- info is core.paginate_next's { count, scanned, capacity } for the page.
+-- The first request is params encoded; every later one is the JSON text
+-- the C core computed from the previous request and response
+-- (core.paginate_next): Lua never rebuilds it, and a retried page resends
+-- the same bytes. Each page is one call with its own retries and deadline;
+-- params' own limit key (Limit, MaxResults, PageSize) sizes the pages.
+--
+-- Misuse (an unknown operation, one that does not paginate, params that
+-- are not a table or cannot be encoded) raises here, before any network
+-- call. On a runtime failure the ITERATOR RAISES the structured error
+-- object, a lunamodb.Error (error(err, 0), no position prefixed), because
+-- a generic `for` cannot return nil, err; catch it with pcall:
+--
+--   local ok, err = pcall(function() for page in client:pages(...) do ... end end)
+--   if not ok and lunamodb.errors.is_error(err) and err:is("ResourceNotFound") then ... end
+--
+-- After a failure, or after the last page, the iterator returns nil.
+function Client:pages(operation, params)
+  check_operation("pages", operation)
+  if not paginated(operation) then
+    error(format("lunamodb: client:pages: operation '%s' does not paginate", operation), 2)
+  end
+  local body = encode_params("pages", operation, params)
+  local text
+  local function decode(t)
+    local out, jerr = json_decode(t)
+    if out ~= nil then text = t end
+    return out, jerr
+  end
+  return function()
+    if body == nil then return nil end
+    local sent = body
+    body = nil
+    local page, err = run(self, operation, sent, decode)
+    if page == nil then error(err, 0) end
+    local nxt, info = paginate_next(operation, sent, text)
+    text = nil
+    if nxt == nil then
+      error(errors.new {
+        kind = "transport", operation = operation, code = "PaginationError",
+        message = info, status = 200, retryable = false,
+      }, 0)
+    end
+    body = nxt or nil
+    return page, info
   end
 end
 

@@ -38,6 +38,9 @@ M.attributes = require "lunamodb.attributes"
 local model = require "lunamodb.model"
 M.Model = model.Model
 M.DoesNotExist = model.DoesNotExist
+local indexes = require "lunamodb.indexes"
+M.GlobalSecondaryIndex = indexes.GlobalSecondaryIndex
+M.LocalSecondaryIndex = indexes.LocalSecondaryIndex
 
 -- Expressions: schema paths (Thread.views) build conditions and updates;
 -- lunamodb.path("name") starts an untyped path; a serializer turns them into

@@ -19,6 +19,8 @@ local errors = require "lunamodb.errors"
 local Client = require "lunamodb.client"
 local path = require "lunamodb.expressions.path"
 local serializer = require "lunamodb.expressions.serializer"
+local indexes = require "lunamodb.indexes"
+local pagination = require "lunamodb.pagination"
 
 local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, rawget, rawset
 local type, tostring, pairs, ipairs, next, error, select = type, tostring, pairs, ipairs, next, error, select
@@ -37,6 +39,10 @@ local item_state = setmetatable({}, { __mode = "k" })
 
 local ClassMethods = {}
 local ItemMethods = {}
+-- User.by_email: an index bound to a class, with query, scan, count.
+local IndexHandle = {}
+IndexHandle.__index = IndexHandle
+IndexHandle.__name = "lunamodb.Index"
 
 -------------------------------------------------------------- declaration
 
@@ -49,7 +55,7 @@ local OPTIONS = {
   max_attempts = "number", retry = "table", ca_bundle = "string", client = "table",
   billing_mode = "string", read_capacity_units = "number", write_capacity_units = "number",
   stream_view_type = "string", tags = "table", keep_unknown = "boolean",
-  attributes = "table", discriminator = "string",
+  attributes = "table", discriminator = "string", indexes = "table",
 }
 -- The options that make a connection; models that agree on all of them
 -- share one client.
@@ -67,7 +73,8 @@ local STREAM_VIEWS = { NEW_IMAGE = true, OLD_IMAGE = true, NEW_AND_OLD_IMAGES = 
 local RESERVED = {}
 for name in ([[
 new get create_table delete_table exists describe_table update_ttl from_table from_dynamodb
-extend query scan count batch_get batch_write transact_get transact_write get_ref DoesNotExist
+extend query scan count parallel_scan batch_get batch_write transact_get transact_write get_ref
+DoesNotExist
 save update delete refresh to_table to_dynamodb key_values is_partial client table_name schema
 ]]):gmatch("%S+") do RESERVED[name] = true end
 
@@ -152,8 +159,34 @@ local function build(decl, parent)
     declare_error(display, "no attribute is declared hash_key = true", 3)
   end
 
+  -- indexes: declared on the root model, bound to its attributes
+  local bound_indexes = {}
+  if decl.indexes then
+    if pdata then declare_error(display, "indexes belong to the root model, not a subclass", 3) end
+    local seen_names = {}
+    for name, idecl in pairs(decl.indexes) do
+      if type(name) ~= "string" or not indexes.is_index(idecl) then
+        declare_error(display, "indexes must map names to lunamodb.GlobalSecondaryIndex{...} "
+          .. "or lunamodb.LocalSecondaryIndex{...}", 3)
+      end
+      if merged[name] or RESERVED[name] then
+        declare_error(display, format("index '%s' has the name of an attribute or method", name), 3)
+      end
+      local okb, b = pcall(indexes.bind, idecl, name, info, display)
+      if not okb then error(b, 3) end
+      if seen_names[b.index_name] then
+        declare_error(display, format("two indexes are named '%s'", b.index_name), 3)
+      end
+      seen_names[b.index_name] = true
+      bound_indexes[name] = b
+    end
+  elseif pdata then
+    bound_indexes = pdata.indexes
+  end
+
   local cls = {}
   local data = {
+    indexes = bound_indexes,
     display = display, schema = T, info = info, parent = parent,
     table_name = pdata and pdata.table_name or decl.table_name,
     decl = decl, root = pdata and pdata.root or nil,
@@ -221,6 +254,9 @@ local function build(decl, parent)
   members.new = function(a, b)
     if a == cls then return ClassMethods.new(cls, b) end
     return ClassMethods.new(cls, a)
+  end
+  for name, idx in pairs(bound_indexes) do
+    members[name] = setmetatable({ cls = cls, index = idx }, IndexHandle)
   end
   data.paths = members
   classes[cls] = data
@@ -768,6 +804,39 @@ local function create_table_params(root, opts)
   end
   local params = { TableName = root.table_name, AttributeDefinitions = defs, KeySchema = keys }
   local billing = opts.billing_mode or root.billing_mode or "PROVISIONED"
+  -- index keys join the attribute definitions once each
+  local defined = {}
+  for _, d in ipairs(defs) do defined[d.AttributeName] = true end
+  local function define(a)
+    if a and not defined[a.wire_name] then
+      defined[a.wire_name] = true
+      defs[#defs + 1] = { AttributeName = a.wire_name, AttributeType = a.type }
+    end
+  end
+  local names = {}
+  for name in pairs(root.indexes) do names[#names + 1] = name end
+  sort(names)
+  for _, name in ipairs(names) do
+    local idx = root.indexes[name]
+    define(idx.hash)
+    define(idx.range)
+    local ks = { { AttributeName = idx.hash.wire_name, KeyType = "HASH" } }
+    if idx.range then ks[2] = { AttributeName = idx.range.wire_name, KeyType = "RANGE" } end
+    local spec = { IndexName = idx.index_name, KeySchema = ks, Projection = idx.projection }
+    if idx.global then
+      if billing ~= "PAY_PER_REQUEST" then
+        spec.ProvisionedThroughput = {
+          ReadCapacityUnits = idx.read_capacity_units or opts.read_capacity_units or root.read_capacity_units,
+          WriteCapacityUnits = idx.write_capacity_units or opts.write_capacity_units or root.write_capacity_units,
+        }
+      end
+      params.GlobalSecondaryIndexes = params.GlobalSecondaryIndexes or {}
+      params.GlobalSecondaryIndexes[#params.GlobalSecondaryIndexes + 1] = spec
+    else
+      params.LocalSecondaryIndexes = params.LocalSecondaryIndexes or {}
+      params.LocalSecondaryIndexes[#params.LocalSecondaryIndexes + 1] = spec
+    end
+  end
   if not BILLING[billing] then
     error("lunamodb: create_table: billing_mode must be \"PROVISIONED\" or \"PAY_PER_REQUEST\"", 3)
   end
@@ -926,6 +995,298 @@ end
 -- The schema behind the class (lunamodb.attributes), for advanced use.
 function ClassMethods.schema(cls)
   return class_data(cls, "schema").schema
+end
+
+
+------------------------------------------------------------- reading
+
+local RANGE_OPERATORS = { ["="] = true, ["<"] = true, ["<="] = true, [">"] = true, [">="] = true }
+
+-- The key condition of a query: hash = value, AND the range condition,
+-- which must be one DynamoDB accepts on the (index) range key.
+local function key_condition(data, where, hash_attr, range_attr, hash, range_cond)
+  if hash == nil then
+    error(format("lunamodb: %s: a hash key value is required", where), 4)
+  end
+  local hpath = data.paths[hash_attr.name]
+  local cond = hpath:eq(hash)
+  if range_cond == nil then return cond end
+  path.check_condition(range_cond, where .. ": range_key_condition")
+  if not range_attr then
+    error(format("lunamodb: %s: range_key_condition given, but there is no range key", where), 4)
+  end
+  local target
+  if range_cond.op == "cmp" and RANGE_OPERATORS[range_cond.sym] then
+    target = range_cond.left
+  elseif range_cond.op == "between" then
+    target = range_cond.left
+  elseif range_cond.op == "fn" and range_cond.name == "begins_with" then
+    target = range_cond.args[1]
+  else
+    error(format("lunamodb: %s: range_key_condition must be one eq, lt, le, gt, ge, between or "
+      .. "begins_with on the range key '%s'", where, range_attr.name), 4)
+  end
+  local segs = path.is_path(target) and path.segments(target)
+  if not segs or #segs ~= 1 or segs[1] ~= range_attr.wire_name then
+    error(format("lunamodb: %s: range_key_condition is on %s, not on the range key '%s'", where,
+      path.is_path(target) and path.text(target) or "a size", range_attr.name), 4)
+  end
+  return cond * range_cond
+end
+
+-- Subclass reads only return that subclass (and its own subclasses).
+local function class_filter(cls, data, idx, where)
+  local disc = data.info.discriminator
+  if not disc or classes[cls].parent == nil then return nil end
+  if idx and not idx.projects_all and not idx.projected[disc.wire_name] then
+    error(format("lunamodb: %s: index '%s' does not project the discriminator '%s', so it cannot "
+      .. "tell %s items from others", where, idx.name, disc.name, data.display), 4)
+  end
+  local list = {}
+  for _, c in pairs(disc.class_of) do
+    if descends(c, cls) then
+      local seen = false
+      for i = 1, #list do seen = seen or list[i] == c end
+      if not seen then list[#list + 1] = c end
+    end
+  end
+  local p = data.paths[disc.name]
+  return p:is_in((table.unpack or unpack)(list))
+end
+
+local function positive_whole(v, name, where, allow_zero)
+  if v ~= nil and (type(v) ~= "number" or v % 1 ~= 0 or v < (allow_zero and 0 or 1)) then
+    error(format("lunamodb: %s: %s must be a whole number >= %d", where, name, allow_zero and 0 or 1), 4)
+  end
+end
+
+local READ_COMMON = { "filter_condition", "consistent_read", "limit", "page_size",
+  "exclusive_start_key", "last_evaluated_key", "attributes", "rate_limit" }
+local QUERY_OPTIONS = set_of("range_key_condition", "scan_index_forward", (table.unpack or unpack)(READ_COMMON))
+local SCAN_OPTIONS = set_of("segment", "total_segments", (table.unpack or unpack)(READ_COMMON))
+local COUNT_OPTIONS = set_of("range_key_condition", "filter_condition", "consistent_read", "limit",
+  "page_size", "rate_limit")
+local PARALLEL_OPTIONS = set_of("total_segments", "filter_condition", "consistent_read", "limit",
+  "page_size", "attributes", "rate_limit")
+
+-- Builds the Results of a Query or Scan on a class (idx: a bound index or nil).
+local function read(cls, idx, operation, hash, opts, where)
+  local data = classes[cls]
+  local root = classes[data.root]
+  positive_whole(opts.limit, "limit", where, true)
+  positive_whole(opts.page_size, "page_size", where)
+  if opts.rate_limit ~= nil and (type(opts.rate_limit) ~= "number" or not (opts.rate_limit > 0)) then
+    error(format("lunamodb: %s: rate_limit must be a positive number of read units per second", where), 3)
+  end
+  if idx and idx.global and opts.consistent_read then
+    error(format("lunamodb: %s: global secondary indexes do not support consistent reads", where), 3)
+  end
+  local start = opts.exclusive_start_key or opts.last_evaluated_key
+  if start ~= nil and type(start) ~= "table" then
+    error(format("lunamodb: %s: exclusive_start_key must be a key in DynamoDB JSON, as "
+      .. "last_evaluated_key gives it (got %s)", where, type(start)), 3)
+  end
+  local params = { TableName = root.table_name }
+  if idx then params.IndexName = idx.index_name end
+  local s = serializer.new()
+  local info = data.info
+  if operation == "Query" then
+    local hash_attr = idx and idx.hash or info.hash_key
+    local range_attr = idx and idx.range or (not idx and info.range_key)
+    params.KeyConditionExpression = s:condition(
+      key_condition(data, where, hash_attr, range_attr, hash, opts.range_key_condition),
+      where .. ": key condition")
+    if opts.scan_index_forward == false then params.ScanIndexForward = false end
+  else
+    positive_whole(opts.segment, "segment", where, true)
+    positive_whole(opts.total_segments, "total_segments", where)
+    if (opts.segment == nil) ~= (opts.total_segments == nil) then
+      error(format("lunamodb: %s: segment and total_segments go together", where), 3)
+    end
+    if opts.segment and opts.segment >= opts.total_segments then
+      error(format("lunamodb: %s: segment must be below total_segments", where), 3)
+    end
+    params.Segment, params.TotalSegments = opts.segment, opts.total_segments
+  end
+  local filter = opts.filter_condition
+  if filter ~= nil then path.check_condition(filter, where .. ": filter_condition") end
+  local cf = class_filter(cls, data, idx, where)
+  if cf then filter = filter and (filter * cf) or cf end
+  if filter then params.FilterExpression = s:condition(filter, where .. ": filter") end
+  -- resume keys: the table's keys and the index's
+  local key_names, seen = {}, {}
+  local function key(a)
+    if a and not seen[a.wire_name] then
+      seen[a.wire_name] = true
+      key_names[#key_names + 1] = a.wire_name
+    end
+  end
+  key(info.hash_key); key(info.range_key)
+  if idx then key(idx.hash); key(idx.range) end
+  local partial = idx and idx.partial or false
+  if opts.attributes then
+    local list = {}
+    for i, a in ipairs(opts.attributes) do list[i] = a end
+    for _, n in ipairs(key_names) do list[#list + 1] = n end
+    params.ProjectionExpression = s:projection(list, cls)
+    partial = true
+  end
+  if opts.consistent_read then params.ConsistentRead = true end
+  s:apply(params)
+  return pagination.new {
+    client = client_of(data), operation = operation, params = params,
+    limit = opts.limit, page_size = opts.page_size, exclusive_start_key = start,
+    rate_limit = opts.rate_limit, key_names = key_names,
+    map = function(wire) return load_item(cls, data, wire, partial) end,
+  }
+end
+
+-- User:query(hash[, opts]) -> results (iterate them; raises on failure).
+-- opts: range_key_condition, filter_condition, consistent_read,
+-- scan_index_forward, limit (items returned, exactly), page_size (items per
+-- request), exclusive_start_key (or last_evaluated_key), attributes, rate_limit.
+function ClassMethods.query(cls, hash, opts)
+  local data = class_data(cls, "query")
+  local where = data.display .. ":query"
+  return read(cls, nil, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
+end
+
+-- User:scan{...} -> results. opts as query's, plus segment/total_segments.
+function ClassMethods.scan(cls, opts)
+  local data = class_data(cls, "scan")
+  local where = data.display .. ":scan"
+  return read(cls, nil, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
+end
+
+local function count(cls, idx, hash, opts, where)
+  local data = classes[cls]
+  if hash == nil and opts.range_key_condition ~= nil then
+    error(format("lunamodb: %s: range_key_condition needs a hash key value", where), 3)
+  end
+  positive_whole(opts.limit, "limit", where, true)
+  local results = read(cls, idx, hash == nil and "Scan" or "Query", hash, {
+    range_key_condition = opts.range_key_condition, filter_condition = opts.filter_condition,
+    consistent_read = opts.consistent_read, page_size = opts.page_size,
+    rate_limit = opts.rate_limit,
+  }, where)
+  -- the request read() built, counted instead of listed
+  local params = core.json_decode(results.body)
+  return pagination.count {
+    client = client_of(data), operation = results.operation, params = params,
+    limit = opts.limit, rate_limit = opts.rate_limit,
+  }
+end
+
+-- User:count([hash][, opts]) -> the exact number of matching items (at most
+-- limit), or nil, err. Without a hash key it counts the whole table with a
+-- Scan (exact, unlike DescribeTable's ItemCount, which lags by hours).
+function ClassMethods.count(cls, hash, opts)
+  local data = class_data(cls, "count")
+  if type(hash) == "table" and opts == nil and getmetatable(hash) == nil then hash, opts = nil, hash end
+  local where = data.display .. ":count"
+  return count(cls, nil, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
+end
+
+-- A scan of total_segments segments run concurrently (lunamodb tasks over
+-- one curl multi handle); items arrive as their pages do, in no order.
+local function parallel_scan(cls, idx, opts, where)
+  local scheduler = require "lunamodb.scheduler"
+  local n = opts.total_segments
+  if type(n) ~= "number" or n < 1 or n % 1 ~= 0 then
+    error(format("lunamodb: %s: total_segments must be a whole number >= 1", where), 3)
+  end
+  positive_whole(opts.limit, "limit", where, true)
+  local limit = opts.limit or math.huge
+  local queue, head, tail = {}, 1, 0
+  local segments = {}
+  for seg = 0, n - 1 do
+    segments[seg + 1] = read(cls, idx, "Scan", nil, {
+      filter_condition = opts.filter_condition, consistent_read = opts.consistent_read,
+      page_size = opts.page_size, attributes = opts.attributes, rate_limit = opts.rate_limit,
+      segment = seg, total_segments = n,
+    }, where)
+  end
+  local tasks = {}
+  for i, results in ipairs(segments) do
+    tasks[i] = scheduler.spawn(function()
+      for page in results:pages() do
+        for _, item in ipairs(page.items) do
+          tail = tail + 1
+          queue[tail] = item
+        end
+      end
+    end)
+  end
+  local returned = 0
+  local function stop()
+    for _, t in ipairs(tasks) do if not t:done() then t:cancel() end end
+  end
+  return function()
+    while true do
+      if returned >= limit then stop(); return nil end
+      if head <= tail then
+        local item = queue[head]
+        queue[head] = nil
+        head = head + 1
+        returned = returned + 1
+        return item
+      end
+      local alive = false
+      for _, t in ipairs(tasks) do
+        if t:done() then
+          local ok, err = t:result()
+          if not ok then stop(); error(err, 0) end
+        else
+          alive = true
+        end
+      end
+      if not alive then return nil end
+      scheduler.step(50)
+    end
+  end, segments
+end
+
+-- User:parallel_scan{ total_segments = 4, ... } -> an iterator over every
+-- item, segments scanned concurrently. Raises on failure.
+function ClassMethods.parallel_scan(cls, opts)
+  local data = class_data(cls, "parallel_scan")
+  local where = data.display .. ":parallel_scan"
+  return (parallel_scan(cls, nil, check_call_options(opts, PARALLEL_OPTIONS, where), where))
+end
+
+------------------------------------------------------------- indexes
+
+local function index_call(handle, what)
+  if getmetatable(handle) ~= IndexHandle then
+    error(format("lunamodb: %s must be called on an index (User.by_email:%s(...))", what, what), 3)
+  end
+  local data = classes[handle.cls]
+  return handle.cls, handle.index, data.display .. "." .. handle.index.name .. ":" .. what
+end
+
+function IndexHandle.query(handle, hash, opts)
+  local cls, idx, where = index_call(handle, "query")
+  return read(cls, idx, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
+end
+
+function IndexHandle.scan(handle, opts)
+  local cls, idx, where = index_call(handle, "scan")
+  return read(cls, idx, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
+end
+
+function IndexHandle.count(handle, hash, opts)
+  local cls, idx, where = index_call(handle, "count")
+  if type(hash) == "table" and opts == nil and getmetatable(hash) == nil then hash, opts = nil, hash end
+  return count(cls, idx, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
+end
+
+function IndexHandle.parallel_scan(handle, opts)
+  local cls, idx, where = index_call(handle, "parallel_scan")
+  return (parallel_scan(cls, idx, check_call_options(opts, PARALLEL_OPTIONS, where), where))
+end
+
+function IndexHandle.__tostring(handle)
+  return format("lunamodb.%s(%s)", handle.index.kind, handle.index.index_name)
 end
 
 ClassMethods.DoesNotExist = M.DoesNotExist

@@ -117,8 +117,10 @@ describe("lunamodb.Model declarations", function()
   it("refuses unknown and wrongly typed options", function()
     raises(function() declare{ table_name = "users", regoin = "us-east-1", attributes = with_key() } end,
       "lunamodb.Model(users): unknown option 'regoin'")
-    raises(function() declare{ table_name = "users", indexes = {}, attributes = with_key() } end,
-      "lunamodb.Model(users): unknown option 'indexes'")
+    raises(function() declare{ table_name = "users", index = {}, attributes = with_key() } end,
+      "lunamodb.Model(users): unknown option 'index'")
+    raises(function() declare{ table_name = "users", indexes = 1, attributes = with_key() } end,
+      "lunamodb.Model(users): option 'indexes' must be a table (got number)")
     raises(function() declare{ table_name = "users", max_attempts = "3", attributes = with_key() } end,
       "lunamodb.Model(users): option 'max_attempts' must be a number (got string)")
     raises(function() declare{ table_name = "users", keep_unknown = 1, attributes = with_key() } end,

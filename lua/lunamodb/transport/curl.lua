@@ -1,11 +1,23 @@
 -- lunamodb.transport.curl: the default transport, libcurl's multi interface
 -- in the C core. One multi handle per transport keeps connections alive
--- across calls. send() is "submit, then wait"; waiting blocks the calling
--- thread here (the scheduler for coroutines builds on the same submit/poll).
+-- across calls. send() is "submit, then wait": inside a lunamodb task
+-- (lunamodb.scheduler) waiting yields and the scheduler polls this
+-- transport's multi handle, so many tasks share one handle and run
+-- concurrently; anywhere else waiting blocks in a poll loop.
+--
+-- Transport interface (what the client and the scheduler use):
+--   transport:send(method, url, headers, body, opts)
+--       -> status, headers, body | nil, net, message
+--   transport:sleep(ms)        yields inside a task, blocks elsewhere
+--   transport:poll(timeout_ms) moves transfers forward, waiting at most timeout_ms
+--                              (the scheduler calls it while a task waits on a request)
+--   transport:close()
 
 local core = require "lunamodb.core"
+local scheduler = require "lunamodb.scheduler"
 
-local setmetatable = setmetatable
+local setmetatable, tostring = setmetatable, tostring
+local wait_request, sleep = scheduler.wait_request, scheduler.sleep
 
 local M = {}
 
@@ -18,20 +30,23 @@ function M.new()
 end
 
 -- Returns status, headers, body on a response, or nil, net, message.
+-- If the calling task is cancelled while it waits, the scheduler releases
+-- the request (libcurl aborts the transfer) and this never returns.
 function Transport:send(method, url, headers, body, opts)
-  local http = self.http
-  local req, err = http:submit(method, url, headers, body, opts)
+  local req, err = self.http:submit(method, url, headers, body, opts)
   if not req then return nil, "other", err end
-  while not req:done() do
-    http:poll(1000)
-  end
+  wait_request(self, req)
   local status, hdrs, resp = req:result()
   req:release()
   return status, hdrs, resp
 end
 
+function Transport:poll(timeout_ms)
+  return self.http:poll(timeout_ms)
+end
+
 function Transport:sleep(ms)
-  core.sleep_ms(ms)
+  sleep(ms)
 end
 
 function Transport:close()

@@ -1,0 +1,566 @@
+-- lunamodb.scheduler: coroutine tasks that make lunamodb calls non-blocking.
+--
+--   local scheduler = require "lunamodb.scheduler"
+--   local t = scheduler.spawn(function(name) return client:call("DescribeTable", { TableName = name }) end, "users")
+--   scheduler.run()                       -- a blocking host: step until no task is left
+--   -- or, in a game loop, once per frame:  scheduler.step(0)
+--   print(t:result())                     -- true, out | true, nil, err | false, error
+--
+-- DESIGN.md §1: "When the caller is a coroutine run by lunamodb's scheduler, waiting yields;
+-- otherwise it blocks." Every wait of lunamodb goes through a transport (send, sleep); the curl
+-- transport asks scheduler.current() and, inside a task, parks the task here instead of
+-- blocking. The same code therefore blocks in a plain script and yields in a task.
+--
+-- One scheduler per Lua state (module-level state, no globals). It never busy-waits: with
+-- nothing ready, step waits in the transports' poll (curl_multi_poll) or, when only sleeps are
+-- pending, sleeps until the nearest deadline; never longer than the timeout it was given.
+--
+-- scheduler.spawn(fn, ...) -> task
+--     Creates a task running fn(...) in a new coroutine. The task does not run yet: it starts at
+--     the next scheduler.step (so spawn never runs user code, and a task spawned inside a step,
+--     e.g. by another task, starts at the following step).
+-- scheduler.step([timeout_ms = 0]) -> number of tasks still alive
+--     1. resumes, once each, every task that is ready: new, its request finished, its sleep
+--        elapsed, or it yielded with a plain coroutine.yield() (a "let the others run");
+--     2. polls every transport some task is waiting on, waiting at most timeout_ms for I/O
+--        (0: never waits; never longer than the nearest sleep deadline; not at all when a task
+--        is already ready again); with no request in flight but sleepers, sleeps instead.
+--     Tasks whose request completed during the poll are resumed by the next step. Raises when
+--     called from inside a task or re-entrantly.
+-- scheduler.run()
+--     Steps until no task is left (a blocking host). Raises "deadlock" when tasks are left that
+--     only wait for each other.
+-- scheduler.current() -> the running lunamodb task, or nil (main thread, or a coroutine that is
+--     not a task: waits there block).
+-- scheduler.wait_request(transport, req)
+--     For transports. Inside a task: parks it until req:done() and returns (the scheduler polls
+--     transport meanwhile). Outside: blocks, calling transport:poll(ms) until req:done().
+--     Transport contract: transport:poll(timeout_ms) moves its I/O forward, waiting at most
+--     timeout_ms; req:done() -> boolean; req:release() frees/aborts the request (on cancel).
+--     The transport is watched (polled by step) only while a task waits on one of its requests.
+-- scheduler.sleep(ms)
+--     Inside a task: parks it until ms have elapsed on the monotonic clock (ms <= 0: until the
+--     next step). Outside: core.sleep_ms(ms).
+-- scheduler.join(tasks) -> true | false, err
+--     Waits until every task of the array is done (yields inside a task; outside, drives the
+--     scheduler like run() does) and returns false plus the error of the first task, in array
+--     order, that failed or was cancelled, else true. Marks all of them as asked about (see the
+--     error rule) before waiting.
+-- scheduler.wrap(fn)
+--     Like coroutine.wrap, for generators/iterators built on coroutines: lunamodb waits inside
+--     fn suspend the enclosing task (they would otherwise block, because the generator's
+--     coroutine is not a task); other yields of fn return to the caller as with coroutine.wrap.
+--
+-- task:done()   -> true once the task finished, failed or was cancelled
+-- task:status() -> "new" | "ready" | "running" | "waiting" | "sleeping" | "joining"
+--                  | "finished" | "failed" | "cancelled"
+-- task:result() -> true, fn's results | false, err      (like pcall)
+--     err is the value fn raised, or the string "cancelled". On an unfinished task it waits:
+--     inside another task it yields until the task is done; outside any task it drives the
+--     scheduler (steps) until then. Calling it marks the task as asked about. It raises when
+--     called on an unfinished task from a coroutine that is not a task while a step runs (a
+--     plain coroutine.wrap inside a task: use scheduler.wrap there).
+-- task:cancel() -> true if the task was stopped, false if it was already done
+--     Stops the task where it is parked: a request it waits on is released (libcurl aborts the
+--     transfer), a sleep is dropped; its coroutine is closed (Lua 5.4 runs its to-be-closed
+--     variables). A task may cancel itself (the call does not return). Tasks waiting for it in
+--     task:result() get false, "cancelled". Tasks it spawned keep running.
+-- task.traceback: for a failed task, the error message with the task's stack.
+--
+-- The error rule: an error raised inside a task is never lost.
+--   * It is kept on the task: task:result() returns false, err (err as raised, unchanged).
+--   * Whoever asks for it handles it: if task:result() or scheduler.join() was called for the
+--     task (before it failed, e.g. a task waiting for it, or by the end of the step in which it
+--     failed), nothing else happens.
+--   * Otherwise the step in which it failed raises it, at the end of the step (every ready task
+--     was resumed and the transports polled first, so the scheduler stays consistent and the
+--     host may pcall(scheduler.step) and go on). A string error is raised as task.traceback (the
+--     message plus the task's stack); any other value (a lunamodb.Error, a table) is raised
+--     unchanged. One error per step: when several tasks failed unobserved in one step, the next
+--     steps raise the others (unless asked about meanwhile). run() and an outside task:result()
+--     drive step, so they raise the same way.
+--   So a fire-and-forget task that raises surfaces in the host's loop, and code that collects
+--   results (spawn then join/result) gets false, err instead.
+--   Cancellation is not an error: it is never raised by step.
+--
+-- Hosts (issue 7): a game loop calls step(0) (or step(ms) with the frame's spare time) once per
+-- tick; a blocking script calls run() or task:result(). Any transport with poll/done/release
+-- can be waited on. Several transports with requests in flight at once are polled in turn in
+-- short slices (MULTI_SLICE_MS), since one curl multi handle cannot wait on another's sockets:
+-- clients that share one transport (Client.new{ transport = t }) wait most efficiently.
+
+local core = require "lunamodb.core"
+
+local setmetatable, getmetatable, type, tostring, select, error, pcall, next, pairs =
+  setmetatable, getmetatable, type, tostring, select, error, pcall, next, pairs
+local remove = table.remove
+local co_create, co_resume, co_yield, co_running, co_status =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
+local co_close = coroutine.close                  -- Lua 5.4 only
+local traceback = debug and debug.traceback
+local unpack = table.unpack or unpack             -- luacheck: ignore (LuaJIT)
+local floor, ceil, min = math.floor, math.ceil, math.min
+local monotonic_ms, sleep_ms = core.monotonic_ms, core.sleep_ms
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+local M = {}
+
+-- Longest single wait of run() and of an outside task:result() (they loop anyway).
+local RUN_WAIT_MS = 1000
+-- With several transports in flight, each round of polling waits about this long in total.
+M.MULTI_SLICE_MS = 10
+local MAX_WAIT_MS = 2 ^ 30
+
+local WAIT = setmetatable({}, { __tostring = function() return "lunamodb.scheduler.WAIT" end })
+
+------------------------------------------------------------------ state
+
+local by_co = {}                                  -- task coroutine -> task (alive tasks only)
+local owner = setmetatable({}, { __mode = "k" })  -- wrap() coroutine -> task it runs for
+local ready, spare = {}, {}                       -- tasks to resume at the next step (FIFO)
+local waiting = {}                                -- tasks parked on a request (may hold stale entries)
+local sleepers = {}                               -- tasks parked on a deadline (may hold stale entries)
+local watched, nwatched = {}, 0                   -- transport -> tasks waiting on it
+local unreported = {}                             -- failed tasks nobody asked about yet
+local alive, njoining = 0, 0
+local stepping = false
+
+local Task = {}
+Task.__index = Task
+Task.__name = "lunamodb.task"
+
+local function watch(transport)
+  local n = watched[transport]
+  if n then
+    watched[transport] = n + 1
+  else
+    watched[transport] = 1
+    nwatched = nwatched + 1
+  end
+end
+
+local function unwatch(transport)
+  local n = watched[transport]
+  if n == 1 then
+    watched[transport] = nil
+    nwatched = nwatched - 1
+  elseif n then
+    watched[transport] = n - 1
+  end
+end
+
+local function make_ready(t)
+  t.state = "ready"
+  ready[#ready + 1] = t
+end
+
+local function finish(t, state, ...)
+  t.state = state
+  t.res = pack(...)
+  by_co[t.co] = nil
+  alive = alive - 1
+  local joiners = t.joiners
+  if joiners then
+    t.joiners = nil
+    for i = 1, #joiners do
+      local j = joiners[i]
+      if j.state == "joining" and j.joining == t then
+        j.joining = nil
+        njoining = njoining - 1
+        make_ready(j)
+      end
+    end
+  end
+end
+
+local function safe_tostring(v)
+  local ok, s = pcall(tostring, v)
+  return ok and s or "(error object)"
+end
+
+local function resume_task(t)
+  local co = t.co
+  t.state = "running"
+  local res
+  local args = t.args
+  if args then
+    t.args = nil
+    res = pack(co_resume(co, unpack(args, 1, args.n)))
+  else
+    res = pack(co_resume(co))
+  end
+  if co_status(co) == "dead" then
+    if res[1] then
+      finish(t, "finished", unpack(res, 1, res.n))
+    else
+      local err = res[2]
+      local msg = type(err) == "string" and err or safe_tostring(err)
+      t.traceback = traceback and traceback(co, msg) or msg
+      finish(t, "failed", false, err)
+      if not t.observed then unreported[#unreported + 1] = t end
+    end
+    return
+  end
+  local state = t.state
+  if state == "running" then
+    make_ready(t)                 -- a plain coroutine.yield(): run again at the next step
+  elseif state == "cancelling" then
+    if co_close then pcall(co_close, co) end
+    finish(t, "cancelled", false, "cancelled")
+  end
+  -- "waiting", "sleeping", "joining", "ready" (sleep(0)): parked by the scheduler already
+end
+
+-- Moves tasks whose request is done or whose deadline passed to the ready queue;
+-- drops stale entries. Returns the nearest pending deadline (or nil).
+local function promote(now)
+  local n, j = #waiting, 0
+  for i = 1, n do
+    local t = waiting[i]
+    if t.state == "waiting" then
+      if t.req:done() then
+        unwatch(t.transport)
+        t.req, t.transport = nil, nil
+        make_ready(t)
+      else
+        j = j + 1
+        waiting[j] = t
+      end
+    end
+  end
+  for i = j + 1, n do waiting[i] = nil end
+
+  local nearest
+  n, j = #sleepers, 0
+  for i = 1, n do
+    local t = sleepers[i]
+    if t.state == "sleeping" then
+      local d = t.deadline
+      if d <= now then
+        t.deadline = nil
+        make_ready(t)
+      else
+        j = j + 1
+        sleepers[j] = t
+        if not nearest or d < nearest then nearest = d end
+      end
+    end
+  end
+  for i = j + 1, n do sleepers[i] = nil end
+  return nearest
+end
+
+local function any_request_done()
+  for i = 1, #waiting do
+    local t = waiting[i]
+    if t.state == "waiting" and t.req:done() then return true end
+  end
+  return false
+end
+
+local function poll_transports(wait)
+  if nwatched == 1 then
+    local transport = next(watched)
+    transport:poll(wait)
+    return
+  end
+  for transport in pairs(watched) do transport:poll(0) end
+  if wait <= 0 or any_request_done() then return end
+  local deadline = monotonic_ms() + wait
+  local slice = M.MULTI_SLICE_MS / nwatched
+  slice = slice < 1 and 1 or floor(slice)
+  while true do
+    for transport in pairs(watched) do
+      local left = deadline - monotonic_ms()
+      if left <= 0 then return end
+      transport:poll(min(slice, ceil(left)))
+    end
+    if any_request_done() then return end
+  end
+end
+
+local function step(timeout)
+  local now = monotonic_ms()
+  promote(now)
+
+  local batch = ready
+  ready = spare
+  for i = 1, #batch do
+    local t = batch[i]
+    batch[i] = nil
+    local s = t.state
+    if s == "ready" or s == "new" then resume_task(t) end
+  end
+  spare = batch
+
+  now = monotonic_ms()
+  local nearest = promote(now)
+  local wait = timeout
+  if alive == 0 or #ready > 0 then wait = 0 end
+  if nearest then
+    local until_deadline = ceil(nearest - now)
+    if until_deadline < wait then wait = until_deadline end
+  end
+  if wait < 0 then wait = 0 end
+  if nwatched > 0 then
+    poll_transports(wait)
+  elseif nearest and wait > 0 then
+    sleep_ms(wait)
+  end
+end
+
+-- Raises the oldest error nobody asked about (see the error rule), if any.
+local function report()
+  while #unreported > 0 do
+    local t = remove(unreported, 1)
+    if not t.observed then
+      t.observed = true
+      local err = t.res[2]
+      if type(err) == "string" then error(t.traceback, 0) end
+      error(err, 0)
+    end
+  end
+end
+
+local function check_not_stepping(what)
+  if stepping then
+    error("lunamodb.scheduler: " .. what .. " cannot be called from inside a task "
+      .. "or from inside scheduler.step", 3)
+  end
+end
+
+local function deadlocked()
+  return alive > 0 and njoining == alive
+end
+
+------------------------------------------------------------------ public API
+
+function M.current()
+  local co = co_running()
+  if not co then return nil end                 -- LuaJIT's main thread
+  return by_co[co] or owner[co]
+end
+
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("lunamodb.scheduler.spawn: fn must be a function (got " .. type(fn) .. ")", 2)
+  end
+  local co = co_create(fn)
+  local t = setmetatable({ co = co, args = pack(...), state = "new" }, Task)
+  by_co[co] = t
+  alive = alive + 1
+  ready[#ready + 1] = t
+  return t
+end
+
+function M.step(timeout_ms)
+  if timeout_ms == nil then
+    timeout_ms = 0
+  elseif type(timeout_ms) ~= "number" or timeout_ms ~= timeout_ms then
+    error("lunamodb.scheduler.step: timeout_ms must be a number (got " .. type(timeout_ms) .. ")", 2)
+  end
+  check_not_stepping("scheduler.step")
+  if timeout_ms < 0 then timeout_ms = 0 end
+  if timeout_ms > MAX_WAIT_MS then timeout_ms = MAX_WAIT_MS end
+  stepping = true
+  local ok, err = pcall(step, floor(timeout_ms))
+  stepping = false
+  if not ok then error(err, 0) end
+  report()
+  return alive
+end
+
+function M.run()
+  check_not_stepping("scheduler.run")
+  while alive > 0 do
+    M.step(RUN_WAIT_MS)
+    if deadlocked() then
+      error("lunamodb.scheduler.run: deadlock: " .. alive .. " task(s) wait for each other", 2)
+    end
+  end
+end
+
+function M.wait_request(transport, req)
+  local t = M.current()
+  if not t then
+    while not req:done() do transport:poll(1000) end
+    return
+  end
+  if req:done() then return end
+  t.state = "waiting"
+  t.req, t.transport = req, transport
+  watch(transport)
+  waiting[#waiting + 1] = t
+  co_yield(WAIT)
+end
+
+function M.sleep(ms)
+  if type(ms) ~= "number" or ms ~= ms then
+    error("lunamodb.scheduler.sleep: ms must be a number (got " .. type(ms) .. ")", 2)
+  end
+  local t = M.current()
+  if not t then
+    if ms > 0 then sleep_ms(ms) end
+    return
+  end
+  if ms <= 0 then
+    make_ready(t)
+  else
+    t.state = "sleeping"
+    t.deadline = monotonic_ms() + ms
+    sleepers[#sleepers + 1] = t
+  end
+  co_yield(WAIT)
+end
+
+-- Parks the current task until `target` is done.
+local function join_one(cur, target)
+  if cur == target then
+    error("lunamodb.scheduler: a task cannot wait for itself", 3)
+  end
+  local joiners = target.joiners
+  if not joiners then
+    joiners = {}
+    target.joiners = joiners
+  end
+  joiners[#joiners + 1] = cur
+  cur.state = "joining"
+  cur.joining = target
+  njoining = njoining + 1
+  co_yield(WAIT)
+end
+
+local function is_done(t)
+  return t.res ~= nil
+end
+
+-- Outside any task, waiting drives the scheduler: impossible while a step runs
+-- (a coroutine that is not a task, resumed by a task).
+local function check_can_wait(what)
+  if stepping and not M.current() then
+    error("lunamodb.scheduler: " .. what .. ": cannot wait for an unfinished task from a "
+      .. "coroutine that is not a lunamodb task (use scheduler.wrap for generators)", 3)
+  end
+end
+
+-- Waits until every task in `list` is done (the caller checked can_wait).
+local function wait_all(list)
+  local cur = M.current()
+  if cur then
+    for i = 1, #list do
+      if not is_done(list[i]) then join_one(cur, list[i]) end
+    end
+    return
+  end
+  for i = 1, #list do
+    local t = list[i]
+    while not is_done(t) do
+      M.step(RUN_WAIT_MS)
+      if not is_done(t) and deadlocked() then
+        error("lunamodb.scheduler: deadlock: " .. alive .. " task(s) wait for each other", 3)
+      end
+    end
+  end
+end
+
+function M.join(tasks)
+  if type(tasks) ~= "table" then
+    error("lunamodb.scheduler.join: tasks must be an array of tasks (got " .. type(tasks) .. ")", 2)
+  end
+  for i = 1, #tasks do
+    local t = tasks[i]
+    if getmetatable(t) ~= Task then
+      error("lunamodb.scheduler.join: tasks[" .. i .. "] is not a task", 2)
+    end
+    t.observed = true
+  end
+  for i = 1, #tasks do
+    if not is_done(tasks[i]) then
+      check_can_wait("scheduler.join")
+      wait_all(tasks)
+      break
+    end
+  end
+  for i = 1, #tasks do
+    local res = tasks[i].res
+    if not res[1] then return false, res[2] end
+  end
+  return true
+end
+
+function M.wrap(fn)
+  if type(fn) ~= "function" then
+    error("lunamodb.scheduler.wrap: fn must be a function (got " .. type(fn) .. ")", 2)
+  end
+  local co = co_create(fn)
+  return function(...)
+    owner[co] = M.current()
+    local res = pack(co_resume(co, ...))
+    while res[1] and res[2] == WAIT and co_status(co) == "suspended" do
+      co_yield(WAIT)                  -- a lunamodb wait inside fn: suspend the enclosing task
+      owner[co] = M.current()
+      res = pack(co_resume(co))
+    end
+    owner[co] = nil
+    if not res[1] then error(res[2], 0) end
+    return unpack(res, 2, res.n)
+  end
+end
+
+------------------------------------------------------------------ tasks
+
+function Task:done()
+  return self.res ~= nil
+end
+
+function Task:status()
+  return self.state
+end
+
+function Task:result()
+  self.observed = true
+  if not self.res then
+    check_can_wait("task:result()")
+    wait_all({ self })
+  end
+  local res = self.res
+  return unpack(res, 1, res.n)
+end
+
+function Task:cancel()
+  local state = self.state
+  if self.res then return false end
+  if state == "running" then
+    if M.current() ~= self then
+      error("lunamodb.scheduler: task:cancel(): the task is running in a coroutine "
+        .. "that is not its own; cancel it from elsewhere", 2)
+    end
+    self.state = "cancelling"
+    co_yield(WAIT)                              -- never resumed
+    error("lunamodb.scheduler: a cancelled task was resumed", 2)
+  end
+  if state == "waiting" then
+    local req = self.req
+    self.req = nil
+    unwatch(self.transport)
+    self.transport = nil
+    if req.release then req:release() end
+  elseif state == "joining" then
+    self.joining = nil
+    njoining = njoining - 1
+  elseif state == "sleeping" then
+    self.deadline = nil
+  end
+  if co_close then pcall(co_close, self.co) end
+  finish(self, "cancelled", false, "cancelled")
+  return true
+end
+
+function Task:__tostring()
+  return "lunamodb.task (" .. self.state .. ")"
+end
+
+return M
