@@ -97,6 +97,10 @@ function M.bind(decl, name, info, display)
     end
     return a
   end
+  if not decl.global and not info.range_key then
+    error(format("lunamodb.Model(%s): index '%s': a local index needs a table with a range key",
+      display, name), 0)
+  end
   local hash = decl.global and key_attr("hash_key", decl.hash_key) or info.hash_key
   local range = decl.range_key and key_attr("range_key", decl.range_key) or nil
   local projection, partial

@@ -1000,6 +1000,14 @@ end
 
 ------------------------------------------------------------- reading
 
+-- path.check_condition's message, raised at the caller's level.
+local function raise_unless_condition(x, what, level)
+  if not path.is_condition(x) then
+    local _, msg = pcall(path.check_condition, x, what)
+    error(msg, level + 1)
+  end
+end
+
 local RANGE_OPERATORS = { ["="] = true, ["<"] = true, ["<="] = true, [">"] = true, [">="] = true }
 
 -- The key condition of a query: hash = value, AND the range condition,
@@ -1011,17 +1019,17 @@ local function key_condition(data, where, hash_attr, range_attr, hash, range_con
   local hpath = data.paths[hash_attr.name]
   local cond = hpath:eq(hash)
   if range_cond == nil then return cond end
-  path.check_condition(range_cond, where .. ": range_key_condition")
+  raise_unless_condition(range_cond, where .. ": range_key_condition", 4)
   if not range_attr then
     error(format("lunamodb: %s: range_key_condition given, but there is no range key", where), 4)
   end
-  local target
+  local target, values
   if range_cond.op == "cmp" and RANGE_OPERATORS[range_cond.sym] then
-    target = range_cond.left
+    target, values = range_cond.left, { range_cond.right }
   elseif range_cond.op == "between" then
-    target = range_cond.left
+    target, values = range_cond.left, { range_cond.lo, range_cond.hi }
   elseif range_cond.op == "fn" and range_cond.name == "begins_with" then
-    target = range_cond.args[1]
+    target, values = range_cond.args[1], { range_cond.args[2] }
   else
     error(format("lunamodb: %s: range_key_condition must be one eq, lt, le, gt, ge, between or "
       .. "begins_with on the range key '%s'", where, range_attr.name), 4)
@@ -1030,6 +1038,12 @@ local function key_condition(data, where, hash_attr, range_attr, hash, range_con
   if not segs or #segs ~= 1 or segs[1] ~= range_attr.wire_name then
     error(format("lunamodb: %s: range_key_condition is on %s, not on the range key '%s'", where,
       path.is_path(target) and path.text(target) or "a size", range_attr.name), 4)
+  end
+  for _, v in ipairs(values) do
+    if path.is_path(v) or type(v) ~= "table" or rawget(v, "kind") ~= "value" then
+      error(format("lunamodb: %s: range_key_condition must compare the range key '%s' with "
+        .. "values, not with other attributes", where, range_attr.name), 4)
+    end
   end
   return cond * range_cond
 end
@@ -1068,6 +1082,31 @@ local COUNT_OPTIONS = set_of("range_key_condition", "filter_condition", "consist
   "page_size", "rate_limit")
 local PARALLEL_OPTIONS = set_of("total_segments", "filter_condition", "consistent_read", "limit",
   "page_size", "attributes", "rate_limit")
+
+-- A projection list that also names the table's and the index's keys
+-- (resume keys and item identity need them), each attribute once.
+local function with_keys(data, idx, attributes)
+  local list = {}
+  if type(attributes) ~= "table" or path.is_path(attributes) then attributes = { attributes } end
+  local named = {}
+  for i, a in ipairs(attributes) do
+    list[i] = a
+    if type(a) == "string" then
+      named[a] = true
+    elseif path.is_path(a) then
+      local segs = path.segments(a)
+      if #segs == 1 then named[data.info.by_wire[segs[1]] and data.info.by_wire[segs[1]].name or ""] = true end
+    end
+  end
+  local info = data.info
+  for _, a in ipairs({ info.hash_key, info.range_key, idx and idx.hash, idx and idx.range }) do
+    if a and not named[a.name] then
+      named[a.name] = true
+      list[#list + 1] = data.paths[a.name]
+    end
+  end
+  return list
+end
 
 -- Builds the Results of a Query or Scan on a class (idx: a bound index or nil).
 local function read(cls, idx, operation, hash, opts, where)
@@ -1109,7 +1148,7 @@ local function read(cls, idx, operation, hash, opts, where)
     params.Segment, params.TotalSegments = opts.segment, opts.total_segments
   end
   local filter = opts.filter_condition
-  if filter ~= nil then path.check_condition(filter, where .. ": filter_condition") end
+  if filter ~= nil then raise_unless_condition(filter, where .. ": filter_condition", 3) end
   local cf = class_filter(cls, data, idx, where)
   if cf then filter = filter and (filter * cf) or cf end
   if filter then params.FilterExpression = s:condition(filter, where .. ": filter") end
@@ -1125,10 +1164,7 @@ local function read(cls, idx, operation, hash, opts, where)
   if idx then key(idx.hash); key(idx.range) end
   local partial = idx and idx.partial or false
   if opts.attributes then
-    local list = {}
-    for i, a in ipairs(opts.attributes) do list[i] = a end
-    for _, n in ipairs(key_names) do list[#list + 1] = n end
-    params.ProjectionExpression = s:projection(list, cls)
+    params.ProjectionExpression = s:projection(with_keys(data, idx, opts.attributes), cls)
     partial = true
   end
   if opts.consistent_read then params.ConsistentRead = true end
@@ -1148,14 +1184,16 @@ end
 function ClassMethods.query(cls, hash, opts)
   local data = class_data(cls, "query")
   local where = data.display .. ":query"
-  return read(cls, nil, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
+  local results = read(cls, nil, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
+  return results                              -- not a tail call: errors name the caller's line
 end
 
 -- User:scan{...} -> results. opts as query's, plus segment/total_segments.
 function ClassMethods.scan(cls, opts)
   local data = class_data(cls, "scan")
   local where = data.display .. ":scan"
-  return read(cls, nil, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
+  local results = read(cls, nil, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
+  return results
 end
 
 local function count(cls, idx, hash, opts, where)
@@ -1184,7 +1222,8 @@ function ClassMethods.count(cls, hash, opts)
   local data = class_data(cls, "count")
   if type(hash) == "table" and opts == nil and getmetatable(hash) == nil then hash, opts = nil, hash end
   local where = data.display .. ":count"
-  return count(cls, nil, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
+  local n, err = count(cls, nil, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
+  return n, err
 end
 
 -- A scan of total_segments segments run concurrently (lunamodb tasks over
@@ -1266,18 +1305,21 @@ end
 
 function IndexHandle.query(handle, hash, opts)
   local cls, idx, where = index_call(handle, "query")
-  return read(cls, idx, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
+  local results = read(cls, idx, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
+  return results
 end
 
 function IndexHandle.scan(handle, opts)
   local cls, idx, where = index_call(handle, "scan")
-  return read(cls, idx, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
+  local results = read(cls, idx, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
+  return results
 end
 
 function IndexHandle.count(handle, hash, opts)
   local cls, idx, where = index_call(handle, "count")
   if type(hash) == "table" and opts == nil and getmetatable(hash) == nil then hash, opts = nil, hash end
-  return count(cls, idx, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
+  local n, err = count(cls, idx, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
+  return n, err
 end
 
 function IndexHandle.parallel_scan(handle, opts)
