@@ -20,7 +20,7 @@ local Thread = lunamodb.Model{
   indexes = {
     -- every forum's threads by views, across the whole table
     by_views = lunamodb.GlobalSecondaryIndex{ hash_key = "forum", range_key = "views", projection = "ALL" },
-    -- one author's threads; only the keys and the subject are copied into the index
+    -- one author's threads; only the keys and the views are copied into the index
     by_author = lunamodb.GlobalSecondaryIndex{ hash_key = "author", projection = { "views" } },
     -- a forum's threads by last post, kept with the table's partition
     by_last_post = lunamodb.LocalSecondaryIndex{ range_key = "last_post", projection = "KEYS_ONLY" },
@@ -42,7 +42,7 @@ for t in Thread:query("lua", { range_key_condition = Thread.subject:begins_with(
 end
 print("query:       " .. table.concat(hot, ", "))
 
--- the most viewed, through the GSI, newest first
+-- the most viewed first, through the GSI
 local top = Thread.by_views:query("lua", { scan_index_forward = false, limit = 3 }):all()
 print(string.format("by_views:    %s has the most views (%d)", top[1].subject, top[1].views))
 

@@ -162,7 +162,6 @@ local function build(decl, parent)
   -- indexes: declared on the root model, bound to its attributes
   local bound_indexes = {}
   if decl.indexes then
-    if pdata then declare_error(display, "indexes belong to the root model, not a subclass", 3) end
     local seen_names = {}
     for name, idecl in pairs(decl.indexes) do
       if type(name) ~= "string" or not indexes.is_index(idecl) then
@@ -173,7 +172,7 @@ local function build(decl, parent)
         declare_error(display, format("index '%s' has the name of an attribute or method", name), 3)
       end
       local okb, b = pcall(indexes.bind, idecl, name, info, display)
-      if not okb then error(b, 3) end
+      if not okb then error(b, 2) end                -- build is tail-called: 2 is the user
       if seen_names[b.index_name] then
         declare_error(display, format("two indexes are named '%s'", b.index_name), 3)
       end
@@ -1117,6 +1116,11 @@ local function read(cls, idx, operation, hash, opts, where)
   if opts.rate_limit ~= nil and (type(opts.rate_limit) ~= "number" or not (opts.rate_limit > 0)) then
     error(format("lunamodb: %s: rate_limit must be a positive number of read units per second", where), 3)
   end
+  for _, b in ipairs({ "consistent_read", "scan_index_forward" }) do
+    if opts[b] ~= nil and type(opts[b]) ~= "boolean" then
+      error(format("lunamodb: %s: %s must be a boolean (got %s)", where, b, type(opts[b])), 3)
+    end
+  end
   if idx and idx.global and opts.consistent_read then
     error(format("lunamodb: %s: global secondary indexes do not support consistent reads", where), 3)
   end
@@ -1172,9 +1176,24 @@ local function read(cls, idx, operation, hash, opts, where)
   return pagination.new {
     client = client_of(data), operation = operation, params = params,
     limit = opts.limit, page_size = opts.page_size, exclusive_start_key = start,
-    rate_limit = opts.rate_limit, key_names = key_names,
+    rate_limit = opts.rate_limit, limiter = opts.limiter, key_names = key_names,
     map = function(wire) return load_item(cls, data, wire, partial) end,
   }
+end
+
+-- Runs a read entry point; a misuse error (a string) is raised again at the
+-- caller's line with the entry point named, whatever depth it came from.
+local function guarded(where, fn, ...)
+  local ok, a, b = pcall(fn, ...)
+  if ok then return a, b end
+  if type(a) == "string" then
+    local msg = a:gsub("^[^\n]-:%d+: ", "")
+    if not msg:find(where, 1, true) then
+      msg = msg:gsub("^lunamodb: ", "lunamodb: " .. where .. ": ")
+    end
+    error(msg, 3)
+  end
+  error(a, 0)
 end
 
 -- User:query(hash[, opts]) -> results (iterate them; raises on failure).
@@ -1184,16 +1203,20 @@ end
 function ClassMethods.query(cls, hash, opts)
   local data = class_data(cls, "query")
   local where = data.display .. ":query"
-  local results = read(cls, nil, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
-  return results                              -- not a tail call: errors name the caller's line
+  local a, b = guarded(where, function()
+    return read(cls, nil, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
+  end)
+  return a, b                                  -- no tail call: errors name the caller
 end
 
 -- User:scan{...} -> results. opts as query's, plus segment/total_segments.
 function ClassMethods.scan(cls, opts)
   local data = class_data(cls, "scan")
   local where = data.display .. ":scan"
-  local results = read(cls, nil, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
-  return results
+  local a, b = guarded(where, function()
+    return read(cls, nil, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
+  end)
+  return a, b                                  -- no tail call: errors name the caller
 end
 
 local function count(cls, idx, hash, opts, where)
@@ -1204,7 +1227,8 @@ local function count(cls, idx, hash, opts, where)
   positive_whole(opts.limit, "limit", where, true)
   local results = read(cls, idx, hash == nil and "Scan" or "Query", hash, {
     range_key_condition = opts.range_key_condition, filter_condition = opts.filter_condition,
-    consistent_read = opts.consistent_read, page_size = opts.page_size,
+    consistent_read = opts.consistent_read,
+    page_size = opts.page_size or (opts.limit ~= nil and opts.limit > 0 and opts.limit or nil),
     rate_limit = opts.rate_limit,
   }, where)
   -- the request read() built, counted instead of listed
@@ -1222,8 +1246,10 @@ function ClassMethods.count(cls, hash, opts)
   local data = class_data(cls, "count")
   if type(hash) == "table" and opts == nil and getmetatable(hash) == nil then hash, opts = nil, hash end
   local where = data.display .. ":count"
-  local n, err = count(cls, nil, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
-  return n, err
+  local a, b = guarded(where, function()
+    return count(cls, nil, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
+  end)
+  return a, b                                  -- no tail call: errors name the caller
 end
 
 -- A scan of total_segments segments run concurrently (lunamodb tasks over
@@ -1238,11 +1264,13 @@ local function parallel_scan(cls, idx, opts, where)
   local limit = opts.limit or math.huge
   local queue, head, tail = {}, 1, 0
   local segments = {}
+  -- one limiter for the whole scan: rate_limit bounds all segments together
+  local limiter = opts.rate_limit and pagination.limiter(opts.rate_limit)
   for seg = 0, n - 1 do
     segments[seg + 1] = read(cls, idx, "Scan", nil, {
       filter_condition = opts.filter_condition, consistent_read = opts.consistent_read,
       page_size = opts.page_size, attributes = opts.attributes, rate_limit = opts.rate_limit,
-      segment = seg, total_segments = n,
+      segment = seg, total_segments = n, limiter = limiter,
     }, where)
   end
   local tasks = {}
@@ -1290,7 +1318,10 @@ end
 function ClassMethods.parallel_scan(cls, opts)
   local data = class_data(cls, "parallel_scan")
   local where = data.display .. ":parallel_scan"
-  return (parallel_scan(cls, nil, check_call_options(opts, PARALLEL_OPTIONS, where), where))
+  local it = guarded(where, function()
+    return parallel_scan(cls, nil, check_call_options(opts, PARALLEL_OPTIONS, where), where)
+  end)
+  return it
 end
 
 ------------------------------------------------------------- indexes
@@ -1305,26 +1336,35 @@ end
 
 function IndexHandle.query(handle, hash, opts)
   local cls, idx, where = index_call(handle, "query")
-  local results = read(cls, idx, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
-  return results
+  local a, b = guarded(where, function()
+    return read(cls, idx, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
+  end)
+  return a, b                                  -- no tail call: errors name the caller
 end
 
 function IndexHandle.scan(handle, opts)
   local cls, idx, where = index_call(handle, "scan")
-  local results = read(cls, idx, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
-  return results
+  local a, b = guarded(where, function()
+    return read(cls, idx, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
+  end)
+  return a, b                                  -- no tail call: errors name the caller
 end
 
 function IndexHandle.count(handle, hash, opts)
   local cls, idx, where = index_call(handle, "count")
   if type(hash) == "table" and opts == nil and getmetatable(hash) == nil then hash, opts = nil, hash end
-  local n, err = count(cls, idx, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
-  return n, err
+  local a, b = guarded(where, function()
+    return count(cls, idx, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
+  end)
+  return a, b                                  -- no tail call: errors name the caller
 end
 
 function IndexHandle.parallel_scan(handle, opts)
   local cls, idx, where = index_call(handle, "parallel_scan")
-  return (parallel_scan(cls, idx, check_call_options(opts, PARALLEL_OPTIONS, where), where))
+  local it = guarded(where, function()
+    return parallel_scan(cls, idx, check_call_options(opts, PARALLEL_OPTIONS, where), where)
+  end)
+  return it
 end
 
 function IndexHandle.__tostring(handle)

@@ -43,17 +43,32 @@ Results.__index = function(self, k)
   return Results[k]
 end
 
--- Reads capacity units per second; sleeps through the client's transport
--- (so a scheduled task yields) before a page when the last pages consumed
--- more than the rate allows. PynamoDB's algorithm (reference §3.8).
+-- Read capacity units per second, paced by the capacity DynamoDB reports:
+-- each page pushes the earliest start of the next one back by its units /
+-- rate, so the units consumed never run ahead of the rate by more than one
+-- page. One limiter may be shared (a parallel scan's segments). Waits
+-- through the client's transport, so a scheduled task yields.
+function M.limiter(rate)
+  return { rate = rate, next_ms = nil }
+end
+
 local function rate_wait(self)
-  local rate = self.rate_limit
-  if not rate or self.last_page_ms == nil then return end
-  local due = self.pending_units / rate * 1000 - (monotonic_ms() - self.last_page_ms)
+  local lim = self.limiter
+  if not lim or lim.next_ms == nil then return end
+  local due = lim.next_ms - monotonic_ms()
   if due > 0 then
     local t = self.client.transport
     if t and t.sleep then t:sleep(due) else core.sleep_ms(due) end
   end
+end
+
+local function rate_consume(self, units)
+  local lim = self.limiter
+  if not lim then return end
+  local now = monotonic_ms()
+  local base = lim.next_ms
+  if base == nil or base < now then base = now end
+  lim.next_ms = base + units / lim.rate * 1000
 end
 
 -- Fetches the next page; returns its decoded response, or nil at the end.
@@ -81,9 +96,8 @@ local function fetch(self)
   self.scanned_count = self.scanned_count + (info.scanned or 0)
   if info.capacity then
     self.consumed_capacity = self.consumed_capacity + info.capacity
-    self.pending_units = info.capacity
+    rate_consume(self, info.capacity)
   end
-  self.last_page_ms = monotonic_ms()
   self._lek, self._item = page.LastEvaluatedKey, nil
   return page
 end
@@ -91,7 +105,8 @@ end
 -- opts: client, operation ("Query" or "Scan"), params (wire-shaped, without
 -- Limit or ExclusiveStartKey), limit (items to return, exactly), page_size
 -- (Limit per request; defaults to limit), exclusive_start_key (wire),
--- rate_limit (read units per second), map (wire item -> value or nil, err),
+-- rate_limit (read units per second) or limiter (a shared M.limiter),
+-- map (wire item -> value or nil, err),
 -- key_names (wire names forming a resume key: table and index keys).
 function M.new(opts)
   local params = opts.params
@@ -99,15 +114,14 @@ function M.new(opts)
   local page_size = opts.page_size or limit
   if page_size then params.Limit = page_size end
   if opts.exclusive_start_key then params.ExclusiveStartKey = opts.exclusive_start_key end
-  if opts.rate_limit then params.ReturnConsumedCapacity = "TOTAL" end
+  if opts.rate_limit or opts.limiter then params.ReturnConsumedCapacity = "TOTAL" end
   return setmetatable({
     client = opts.client, operation = opts.operation,
     body = json_encode(params),
-    limit = limit or huge, rate_limit = opts.rate_limit, map = opts.map,
-    key_names = opts.key_names,
+    limit = limit or huge, map = opts.map, key_names = opts.key_names,
+    limiter = opts.limiter or (opts.rate_limit and M.limiter(opts.rate_limit)),
     page = nil, pos = 0,
     total_count = 0, scanned_count = 0, consumed_capacity = 0, pages_fetched = 0,
-    pending_units = 0, last_page_ms = nil,
     _lek = opts.exclusive_start_key, _item = nil,
   }, Results)
 end
@@ -195,8 +209,8 @@ function M.count(opts)
   if opts.page_size then params.Limit = opts.page_size end
   local it = setmetatable({
     client = opts.client, operation = opts.operation, body = json_encode(params),
-    rate_limit = opts.rate_limit, total_count = 0, scanned_count = 0, consumed_capacity = 0,
-    pages_fetched = 0, pending_units = 0,
+    limiter = opts.rate_limit and M.limiter(opts.rate_limit),
+    total_count = 0, scanned_count = 0, consumed_capacity = 0, pages_fetched = 0,
   }, Results)
   local limit = opts.limit or huge
   local n = 0

@@ -19,3 +19,30 @@ describe("examples/basic.lua #integration", function()
     assert.matches("deleted:  the table lunamodb_demo_users", out)
   end)
 end)
+
+-- examples/indexes.lua: query, scan, count and the secondary indexes, end to end.
+describe("examples/indexes.lua #integration", function()
+  it("runs against DynamoDB Local and prints what each read returned", function()
+    local interpreter = jit and "luajit" or "lua5.4"
+    local cpath = jit and "build/luajit/?.so" or "build/lua5.4/?.so"
+    local cmd = string.format("AWS_ENDPOINT_URL_DYNAMODB=%s AWS_ACCESS_KEY_ID=examplerun "
+      .. "AWS_SECRET_ACCESS_KEY=examplerun LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
+      .. "LUA_CPATH='%s;;' %s examples/indexes.lua 2>&1; echo \"exit=$?\"", ddb.endpoint(), cpath, interpreter)
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    -- 30 threads: views = i * 7 % 31 (each of 1..30 once), every third one by ada
+    assert.equal(table.concat({
+      "query:       thread 11 (15 views), thread 12 (22 views), thread 13 (29 views), thread 15 (12 views), "
+        .. "thread 16 (19 views)",
+      "by_views:    thread 22 has the most views (30)",
+      "by_author:   ada wrote 10 threads; partial items: true",
+      "count:       16 threads with 15+ views",
+      "scan pages:  4 pages of at most 8 items",
+      "resumed:     20 more threads after the first 10",
+      "by_last_post: 30 entries",
+      "parallel:    30 threads from 4 segments",
+      "exit=0",
+    }, "\n") .. "\n", out)
+  end)
+end)
