@@ -2,11 +2,13 @@
 ** lmdb.c -- the only file of the core that touches the Lua API.
 **
 ** It checks arguments, converts between Lua values and the pure-C parts
-** (buf, json, paginate, digest, sigv4, retry, endpoint, credentials, http)
+** (buf, json, paginate, batch, transact, digest, sigv4, retry, endpoint,
+** credentials, http)
 ** and owns
 ** every C resource through a userdata whose __gc frees it, so a raised
 ** error never leaks.
 */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -511,6 +513,247 @@ static int core_paginate_next(lua_State *L) {
     lua_setfield(L, -2, "capacity");
   }
   return 2;
+}
+
+/* ---------------------------------------------- batches, transactions */
+
+/* Entries are read with raw accesses only (no metamethod runs), and every
+** string the C side borrows is also stored in an "anchor" table on the
+** stack, presized so storing never allocates: a finalizer run by a later
+** allocation (pushing a body) cannot free a string still to be copied,
+** whatever it does to the caller's tables. */
+
+#define BATCH_MAX_ENTRIES (INT_MAX / 4)
+
+static void release_out(core_state *st) {
+  lmdb_buf_reset(&st->out);
+  if (st->out.cap > 1 << 20)                   /* don't pin a huge buffer */
+    lmdb_buf_free(&st->out);
+}
+
+/* n elements of size sz as a userdata (freed by the GC, so a raise never
+** leaks), raising when the count is out of reach. */
+static void *new_array(lua_State *L, size_t n, size_t sz, const char *fn) {
+  if (n > BATCH_MAX_ENTRIES || n > ((size_t)-1) / sz)
+    luaL_error(L, "lunamodb: %s: too many entries", fn);
+  return lua_newuserdatauv(L, n > 0 ? n * sz : 1, 0);
+}
+
+/* The value on top of the stack, when it is a string: stored at slot of the
+** anchor table (popped from the stack) and returned; otherwise raises
+** "lunamodb: <fn>: <what> <index>: <field> must be a string (got <type>)". */
+static lmdb_str take_str(lua_State *L, int anchor, int slot, const char *fn,
+                         const char *what, size_t index, const char *field) {
+  lmdb_str s;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "lunamodb: %s: %s %d: %s must be a string (got %s)", fn, what, (int)index,
+               field, luaL_typename(L, -1));
+  s.ptr = lua_tolstring(L, -1, &s.len);
+  lua_rawseti(L, anchor, slot);
+  return s;
+}
+
+/* Pushes t[i] and checks it is a table. */
+static void get_entry(lua_State *L, int t, size_t i, const char *fn, const char *what,
+                      const char *shape) {
+  lua_rawgeti(L, t, (int)i);
+  if (!lua_istable(L, -1))
+    luaL_error(L, "lunamodb: %s: %s %d must be a %s table (got %s)", fn, what, (int)i, shape,
+               luaL_typename(L, -1));
+}
+
+/* batch_write_bodies(entries) -> { body_json, ... }; entries: array of
+** { table_name, request_json }. */
+static int core_batch_write_bodies(lua_State *L) {
+  static const char fn[] = "batch_write_bodies";
+  core_state *st = get_state(L);
+  lmdb_batch_write_entry *e;
+  lmdb_batch_pos pos = { 0, 0 };
+  size_t n, i;
+  int k = 0, rc;
+  char err[256];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  n = (size_t)lua_rawlen(L, 1);
+  e = (lmdb_batch_write_entry *)new_array(L, n, sizeof *e, fn);      /* 2 */
+  lua_createtable(L, (int)(2 * n), 0);                               /* 3: anchor */
+  for (i = 0; i < n; i++) {
+    get_entry(L, 1, i + 1, fn, "entry", "{ table_name, request_json }");
+    lua_rawgeti(L, -1, 1);
+    e[i].table = take_str(L, 3, (int)(2 * i + 1), fn, "entry", i + 1, "table_name (entry[1])");
+    lua_rawgeti(L, -1, 2);
+    e[i].request = take_str(L, 3, (int)(2 * i + 2), fn, "entry", i + 1,
+                            "request_json (entry[2])");
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, (int)(n / LMDB_BATCH_WRITE_MAX + 1), 0);          /* 4: result */
+  while ((rc = lmdb_batch_write_next(e, n, &pos, &st->out, err, sizeof err)) > 0) {
+    push_buf(L, &st->out);
+    lua_rawseti(L, 4, ++k);
+  }
+  release_out(st);
+  if (rc < 0)
+    return luaL_error(L, "lunamodb: %s: %s", fn, err);
+  return 1;
+}
+
+/* batch_get_bodies(tables) -> { body_json, ... }; tables: array of
+** { table_name, keys = { key_json, ... }, options_json = "" | members }. */
+static int core_batch_get_bodies(lua_State *L) {
+  static const char fn[] = "batch_get_bodies";
+  static const char shape[] = "{ table_name, keys = {...}, options_json = ... }";
+  core_state *st = get_state(L);
+  lmdb_batch_get_table *t;
+  lmdb_str *keys;
+  lmdb_batch_pos pos = { 0, 0 };
+  size_t n, i, j, nkeys = 0, used = 0;
+  int k = 0, slot = 0, rc;
+  char err[256];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_pushliteral(L, "keys");                                        /* 2 */
+  lua_pushliteral(L, "options_json");                                /* 3 */
+  n = (size_t)lua_rawlen(L, 1);
+  for (i = 0; i < n; i++) {                      /* count the keys */
+    size_t m;
+    get_entry(L, 1, i + 1, fn, "table", shape);
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    if (!lua_istable(L, -1))
+      luaL_error(L, "lunamodb: %s: table %d: keys must be an array of key JSON texts (got %s)",
+                 fn, (int)(i + 1), luaL_typename(L, -1));
+    m = (size_t)lua_rawlen(L, -1);
+    if (m > BATCH_MAX_ENTRIES - nkeys)
+      luaL_error(L, "lunamodb: %s: too many keys", fn);
+    nkeys += m;
+    lua_pop(L, 2);
+  }
+  if (n > BATCH_MAX_ENTRIES - nkeys)
+    luaL_error(L, "lunamodb: %s: too many entries", fn);
+  t = (lmdb_batch_get_table *)new_array(L, n, sizeof *t, fn);        /* 4 */
+  keys = (lmdb_str *)new_array(L, nkeys, sizeof *keys, fn);          /* 5 */
+  lua_createtable(L, (int)(2 * n + nkeys), 0);                       /* 6: anchor */
+  for (i = 0; i < n; i++) {
+    size_t m;
+    get_entry(L, 1, i + 1, fn, "table", shape);
+    lua_rawgeti(L, -1, 1);
+    t[i].table = take_str(L, 6, ++slot, fn, "table", i + 1, "table_name (table[1])");
+    lua_pushvalue(L, 3);
+    lua_rawget(L, -2);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      t[i].options.ptr = "";
+      t[i].options.len = 0;
+    } else {
+      t[i].options = take_str(L, 6, ++slot, fn, "table", i + 1, "options_json");
+    }
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    if (!lua_istable(L, -1))                     /* checked above; be sure */
+      luaL_error(L, "lunamodb: %s: table %d: keys must be an array", fn, (int)(i + 1));
+    m = (size_t)lua_rawlen(L, -1);
+    if (m > nkeys - used)
+      luaL_error(L, "lunamodb: %s: the tables changed during the call", fn);
+    t[i].keys = keys + used;
+    t[i].nkeys = m;
+    for (j = 0; j < m; j++) {
+      lua_rawgeti(L, -1, (int)(j + 1));
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "lunamodb: %s: table %d: key %d must be a string (got %s)", fn,
+                   (int)(i + 1), (int)(j + 1), luaL_typename(L, -1));
+      keys[used + j].ptr = lua_tolstring(L, -1, &keys[used + j].len);
+      lua_rawseti(L, 6, ++slot);
+    }
+    used += m;
+    lua_pop(L, 2);
+  }
+  lua_createtable(L, (int)(nkeys / LMDB_BATCH_GET_MAX + 1), 0);      /* 7: result */
+  while ((rc = lmdb_batch_get_next(t, n, &pos, &st->out, err, sizeof err)) > 0) {
+    push_buf(L, &st->out);
+    lua_rawseti(L, 7, ++k);
+  }
+  release_out(st);
+  if (rc < 0)
+    return luaL_error(L, "lunamodb: %s: %s", fn, err);
+  return 1;
+}
+
+/* batch_unprocessed(kind, response_json) -> next_body_json | false, count;
+** nil, message for a malformed response. */
+static int core_batch_unprocessed(lua_State *L) {
+  static const char *const kinds[] = { "write", "get", NULL };
+  core_state *st = get_state(L);
+  int kind = luaL_checkoption(L, 1, NULL, kinds);
+  lmdb_str resp = check_str(L, 2);
+  int64_t count = 0;
+  char err[192];
+  int rc = lmdb_batch_unprocessed(kind == 0 ? LMDB_BATCH_WRITE : LMDB_BATCH_GET, resp,
+                                  &st->lexer, &st->out, &count, err, sizeof err);
+  if (st->lexer.scratch.cap > 1 << 20)
+    lmdb_buf_free(&st->lexer.scratch);
+  if (rc != 0) {
+    release_out(st);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  if (st->out.len > 0)
+    push_buf(L, &st->out);
+  else
+    lua_pushboolean(L, 0);
+  release_out(st);
+  push_int64(L, count);
+  return 2;
+}
+
+/* transact_body(kind, entries[, token]) -> body_json; entries: array of
+** { table_name, key_id, action_json }. Raises on every limit. */
+static int core_transact_body(lua_State *L) {
+  static const char fn[] = "transact_body";
+  static const char *const kinds[] = { "write", "get", NULL };
+  core_state *st = get_state(L);
+  lmdb_transact_action a[LMDB_TRANSACT_MAX];
+  int kind = luaL_checkoption(L, 1, NULL, kinds);
+  lmdb_str token;
+  size_t n, i;
+  char err[320];
+  int rc;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3))
+    luaL_checktype(L, 3, LUA_TSTRING);           /* a number is not a token */
+  token = opt_str(L, 3);
+  lua_settop(L, 3);
+  n = (size_t)lua_rawlen(L, 2);
+  /* Over the limit, the actions are not read: the count is the error. No
+  ** allocation happens between reading them and building the body. */
+  for (i = 0; i < n && n <= LMDB_TRANSACT_MAX; i++) {
+    get_entry(L, 2, i + 1, fn, "action", "{ table_name, key_id, action_json }");
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    lua_rawgeti(L, -3, 3);
+    if (lua_type(L, -3) != LUA_TSTRING || lua_type(L, -2) != LUA_TSTRING ||
+        lua_type(L, -1) != LUA_TSTRING) {
+      int bad = lua_type(L, -3) != LUA_TSTRING ? -3 : lua_type(L, -2) != LUA_TSTRING ? -2 : -1;
+      const char *field = bad == -3 ? "table_name (action[1])"
+                        : bad == -2 ? "key_id (action[2])" : "action_json (action[3])";
+      luaL_error(L, "lunamodb: %s: action %d: %s must be a string (got %s)", fn, (int)(i + 1),
+                 field, luaL_typename(L, bad));
+    }
+    a[i].table.ptr = lua_tolstring(L, -3, &a[i].table.len);
+    a[i].key_id.ptr = lua_tolstring(L, -2, &a[i].key_id.len);
+    a[i].action.ptr = lua_tolstring(L, -1, &a[i].action.len);
+    lua_pop(L, 4);                               /* the entries table keeps them */
+  }
+  rc = lmdb_transact_build(kind == 0 ? LMDB_TRANSACT_WRITE : LMDB_TRANSACT_GET,
+                           n > LMDB_TRANSACT_MAX ? NULL : a, n, token, &st->out, err,
+                           sizeof err);
+  if (rc != 0) {
+    release_out(st);
+    return luaL_error(L, "lunamodb: %s: %s", fn, err);
+  }
+  push_buf(L, &st->out);
+  release_out(st);
+  return 1;
 }
 
 /* ------------------------------------------------- digests, time, misc */
@@ -1296,6 +1539,10 @@ static const luaL_Reg core_functions[] = {
   {"json_valid", core_json_valid},
   {"paginated", core_paginated},
   {"paginate_next", core_paginate_next},
+  {"batch_write_bodies", core_batch_write_bodies},
+  {"batch_get_bodies", core_batch_get_bodies},
+  {"batch_unprocessed", core_batch_unprocessed},
+  {"transact_body", core_transact_body},
   {"sha256_hex", core_sha256_hex},
   {"hmac_sha256", core_hmac_sha256},
   {"crc32", core_crc32},

@@ -204,6 +204,104 @@ int  lmdb_paginate_next(const lmdb_paginator *pg, lmdb_str request, lmdb_str res
                         lmdb_json_lexer *lx, lmdb_buf *next, lmdb_page_info *info,
                         char *err, size_t errlen);
 
+/* ---------------------------------------------------------- batch.c */
+
+/* BatchWriteItem and BatchGetItem planning: request bodies packed from
+** already-encoded requests and keys, copied byte for byte, and the next
+** body from a response's unprocessed remainder. */
+
+#define LMDB_BATCH_WRITE_MAX 25                 /* requests per BatchWriteItem */
+#define LMDB_BATCH_GET_MAX 100                  /* keys per BatchGetItem */
+#define LMDB_BATCH_MAX_BYTES ((size_t)16 << 20) /* 16 MB per request body */
+
+/* One put or delete: table is the raw table name (escaped here), request
+** the encoded '{"PutRequest":...}' or '{"DeleteRequest":...}'. */
+typedef struct lmdb_batch_write_entry {
+  lmdb_str table;
+  lmdb_str request;
+} lmdb_batch_write_entry;
+
+/* One table of a BatchGetItem: its raw name, the encoded keys and options
+** ("" or the text of extra members such as '"ConsistentRead":true'). */
+typedef struct lmdb_batch_get_table {
+  lmdb_str table;
+  lmdb_str options;
+  const lmdb_str *keys;
+  size_t nkeys;
+} lmdb_batch_get_table;
+
+/* Where the next body starts: table index and key index (get) or entry
+** index (write, in .key). Start from { 0, 0 }. */
+typedef struct lmdb_batch_pos {
+  size_t table;
+  size_t key;
+} lmdb_batch_pos;
+
+/* Builds into out (reset first) the next BatchWriteItem body from e[pos..]:
+** as many entries as fit in LMDB_BATCH_WRITE_MAX requests and
+** LMDB_BATCH_MAX_BYTES bytes, in order, grouped by table in the order the
+** tables first appear ('{"RequestItems":{"t1":[r1,r3],"t2":[r2]}}').
+** Returns 1 with pos advanced, 0 when every entry was packed (out empty),
+** or -1 with err set: an empty request, a table name that is not UTF-8, an
+** entry too big for a body on its own ("entry N: ..."), or OOM. Makes
+** one pass over the entries; each is copied once. */
+int  lmdb_batch_write_next(const lmdb_batch_write_entry *e, size_t n, lmdb_batch_pos *pos,
+                           lmdb_buf *out, char *err, size_t errlen);
+/* The same for BatchGetItem: at most LMDB_BATCH_GET_MAX keys in total and
+** LMDB_BATCH_MAX_BYTES bytes per body, tables in order, each table's keys
+** in order ('{"RequestItems":{"t":{"Keys":[k1,k2],<options>}}}'); a table
+** split across bodies repeats its options in each; tables without keys are
+** skipped. A table named twice in one body is merged when its options are
+** the same bytes, and starts a new body otherwise (a JSON object cannot
+** name a member twice). Errors as above ("table N: ..."). */
+int  lmdb_batch_get_next(const lmdb_batch_get_table *t, size_t n, lmdb_batch_pos *pos,
+                         lmdb_buf *out, char *err, size_t errlen);
+
+typedef enum { LMDB_BATCH_WRITE, LMDB_BATCH_GET } lmdb_batch_kind;
+
+/* Reads the top level of a BatchWriteItem (UnprocessedItems) or
+** BatchGetItem (UnprocessedKeys) response with the lexer. When that member
+** holds at least one request or key, out (reset first) receives
+** '{"RequestItems":' + the member's raw JSON text, byte for byte, + '}'
+** and *count the number of requests (write: the elements of every table's
+** array) or keys (get: the elements of every table's Keys); otherwise out
+** is left empty and *count is 0 (absent, null, {}, or only empty lists).
+** Returns 0, or -1 with err set to "response: ..." for malformed JSON, a
+** member of the wrong shape, nesting deeper than 128, or OOM. */
+int  lmdb_batch_unprocessed(lmdb_batch_kind kind, lmdb_str response, lmdb_json_lexer *lx,
+                            lmdb_buf *out, int64_t *count, char *err, size_t errlen);
+
+/* ------------------------------------------------------- transact.c */
+
+#define LMDB_TRANSACT_MAX 100                      /* actions per transaction */
+#define LMDB_TRANSACT_MAX_BYTES ((size_t)4 << 20)  /* 4 MB of encoded actions */
+#define LMDB_TOKEN_MAX 36                          /* ClientRequestToken length */
+
+typedef enum { LMDB_TRANSACT_WRITE, LMDB_TRANSACT_GET } lmdb_transact_kind;
+
+/* One action: the raw table name and item identity (any bytes that tell
+** items of that table apart, e.g. the encoded key) and the encoded action
+** ('{"Put":{...}}', '{"Update":...}', '{"Delete":...}',
+** '{"ConditionCheck":...}' for writes, '{"Get":...}' for gets). */
+typedef struct lmdb_transact_action {
+  lmdb_str table;
+  lmdb_str key_id;
+  lmdb_str action;
+} lmdb_transact_action;
+
+/* Checks the transaction and builds into out (reset first) its body:
+** '{"TransactItems":[a1,...]}', with ',"ClientRequestToken":"<token>"'
+** before the last '}' when token.ptr is not NULL (writes only). Returns 0,
+** or -1 with err set (out empty) when: there is no action, more than
+** LMDB_TRANSACT_MAX, a token on a get or a token that is not 1-36 bytes of
+** printable ASCII, an action whose first member is not one its kind
+** allows, actions over LMDB_TRANSACT_MAX_BYTES in total, two actions with
+** the same table and key_id ("actions 2 and 5 both touch the same item of
+** table 'acct'"), or OOM. Numbers in messages are 1-based. a is not read
+** when n is 0 or over LMDB_TRANSACT_MAX (it may then be NULL). */
+int  lmdb_transact_build(lmdb_transact_kind kind, const lmdb_transact_action *a, size_t n,
+                         lmdb_str token, lmdb_buf *out, char *err, size_t errlen);
+
 /* ---------------------------------------------------------- retry.c */
 
 typedef enum {

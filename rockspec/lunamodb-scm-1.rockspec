@@ -28,9 +28,9 @@ build = {
   modules = {
     ["lunamodb.core"] = {
       sources = {
-        "csrc/base64.c", "csrc/buf.c", "csrc/credentials.c", "csrc/digest.c", "csrc/endpoint.c",
-        "csrc/http.c", "csrc/json.c", "csrc/lmdb.c", "csrc/paginate.c", "csrc/retry.c",
-        "csrc/sigv4.c",
+        "csrc/base64.c", "csrc/batch.c", "csrc/buf.c", "csrc/credentials.c", "csrc/digest.c",
+        "csrc/endpoint.c", "csrc/http.c", "csrc/json.c", "csrc/lmdb.c", "csrc/paginate.c",
+        "csrc/retry.c", "csrc/sigv4.c", "csrc/transact.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "OPENSSL_API_COMPAT=30000" },
       libraries = { "curl", "crypto" },
@@ -39,6 +39,7 @@ build = {
     },
     ["lunamodb"] = "lua/lunamodb/init.lua",
     ["lunamodb.attributes"] = "lua/lunamodb/attributes.lua",
+    ["lunamodb.batch"] = "lua/lunamodb/batch.lua",
     ["lunamodb.client"] = "lua/lunamodb/client.lua",
     ["lunamodb.config"] = "lua/lunamodb/config.lua",
     ["lunamodb.credentials"] = "lua/lunamodb/credentials.lua",
@@ -46,6 +47,7 @@ build = {
     ["lunamodb.indexes"] = "lua/lunamodb/indexes.lua",
     ["lunamodb.model"] = "lua/lunamodb/model.lua",
     ["lunamodb.pagination"] = "lua/lunamodb/pagination.lua",
+    ["lunamodb.transaction"] = "lua/lunamodb/transaction.lua",
     ["lunamodb.scheduler"] = "lua/lunamodb/scheduler.lua",
     ["lunamodb.expressions.condition"] = "lua/lunamodb/expressions/condition.lua",
     ["lunamodb.expressions.path"] = "lua/lunamodb/expressions/path.lua",

@@ -42,6 +42,14 @@ local indexes = require "lunamodb.indexes"
 M.GlobalSecondaryIndex = indexes.GlobalSecondaryIndex
 M.LocalSecondaryIndex = indexes.LocalSecondaryIndex
 
+-- Batches and transactions across models (see lunamodb.batch and
+-- lunamodb.transaction).
+local batch = require "lunamodb.batch"
+local transaction = require "lunamodb.transaction"
+function M.batch_write(fn, opts) return batch.write(nil, fn, opts) end
+M.transact_write = transaction.write
+M.transact_get = transaction.get
+
 -- Expressions: schema paths (Thread.views) build conditions and updates;
 -- lunamodb.path("name") starts an untyped path; a serializer turns them into
 -- one request's expression strings and placeholder maps.

@@ -254,6 +254,10 @@ local function build(decl, parent)
     if a == cls then return ClassMethods.new(cls, b) end
     return ClassMethods.new(cls, a)
   end
+  members.get_ref = function(a, b, c)
+    if a == cls then return ClassMethods.get_ref(cls, b, c) end
+    return ClassMethods.get_ref(cls, a, b)
+  end
   for name, idx in pairs(bound_indexes) do
     members[name] = setmetatable({ cls = cls, index = idx }, IndexHandle)
   end
@@ -649,20 +653,29 @@ function ClassMethods.get(cls, hash, range, opts)
 end
 
 local SAVE_OPTIONS = set_of("condition", "add_version_condition", "keep_unknown")
+local UPDATE_OPTIONS = set_of("condition", "add_version_condition")
+local DELETE_OPTIONS = set_of("condition", "add_version_condition")
 
--- item:save{ condition = ..., add_version_condition = true, keep_unknown = false }
--- Replaces the whole stored item (PutItem). Stored attributes the model
--- does not declare are dropped unless keep_unknown (or the model's option)
--- writes them back. Returns the item, or nil, err.
-function ItemMethods.save(item, opts)
-  local data = item_data(item, "save")
-  opts = check_call_options(opts, SAVE_OPTIONS, data.display .. ":save")
+-- Request builders shared by the single-item writes and transactions, so
+-- both carry the same version conditions. Each returns the operation's
+-- parameters (without TableName's siblings a transaction adds) and what to
+-- do locally on success. `what` names the caller in messages; misuse
+-- raises at level `level` (the user's frame).
+
+local function finish_params(params, s)
+  s:apply(params)
+  return params
+end
+
+-- PutItem of the whole item: params, the version it will hold.
+local function save_request(item, opts, what, level)
+  local data = item_data(item, what)
   local state = item_state[item] or {}
   if state.partial then
-    error(format("lunamodb: %s:save: this item was read through a projection and holds only "
-      .. "some attributes; saving it would erase the others (use update instead)", data.display), 2)
+    error(format("lunamodb: %s: this item was read through a projection and holds only "
+      .. "some attributes; saving it would erase the others (use update instead)", what), level)
   end
-  local cond = check_condition(opts.condition, data.display .. ":save condition")
+  local cond = check_condition(opts.condition, what .. " condition")
   local vattr = data.info.version
   local old_version, new_version
   if vattr then
@@ -676,49 +689,39 @@ function ItemMethods.save(item, opts)
   if keep == nil then keep = data.keep_unknown end
   local ok, wire = pcall(A.serialize_item, data.schema, item)
   if vattr then rawset(item, vattr.name, old_version) end
-  if not ok then error(wire, 2) end
+  if not ok then error(wire, level) end
   if keep and state.extra then
     for k, v in pairs(state.extra) do
       wire[k] = A.serialize_dynamic(v, k)
     end
   end
   local params = { TableName = data.table_name, Item = wire }
-  if cond then
-    local s = serializer.new()
-    params.ConditionExpression = s:condition(cond)
-    s:apply(params)
-  end
-  local out, err = client_of(data):call("PutItem", params)
-  if not out then return nil, err end
-  if vattr then rawset(item, vattr.name, new_version) end
-  return item
+  local s = serializer.new()
+  if cond then params.ConditionExpression = s:condition(cond) end
+  return finish_params(params, s), new_version
 end
 
-local UPDATE_OPTIONS = set_of("condition", "add_version_condition")
-
--- item:update({ User.logins:add(1), ... }[, { condition = ... }])
--- UpdateItem, then the item holds the stored values (ALL_NEW). Like
--- DynamoDB (and PynamoDB) it creates the item when it does not exist; add
--- condition = User.email:exists() to require it. Returns the item, or nil, err.
-function ItemMethods.update(item, actions, opts)
-  local data, cls = item_data(item, "update")
-  opts = check_call_options(opts, UPDATE_OPTIONS, data.display .. ":update")
+-- UpdateItem: params (without ReturnValues), the version it will hold.
+local function update_request(item, actions, opts, what, level)
+  local data = item_data(item, what)
   if type(actions) ~= "table" or path.is_action(actions) or #actions == 0 then
-    error(format("lunamodb: %s:update: expected a non-empty list of update actions", data.display), 2)
+    error(format("lunamodb: %s: expected a non-empty list of update actions", what), level)
   end
   for i = 1, #actions do
     if not path.is_action(actions[i]) then
-      error(format("lunamodb: %s:update: action %d is not an update action (got %s)",
-        data.display, i, type(actions[i])), 2)
+      error(format("lunamodb: %s: action %d is not an update action (got %s)", what, i,
+        type(actions[i])), level)
     end
   end
-  local cond = check_condition(opts.condition, data.display .. ":update condition")
+  local cond = check_condition(opts.condition, what .. " condition")
   local all = actions
   local vattr = data.info.version
+  local new_version
   if vattr then
     all = {}
     for i = 1, #actions do all[i] = actions[i] end
-    local vcond = version_condition(data, item)
+    local vcond
+    vcond, new_version = version_condition(data, item)
     local p = version_path(data)
     if rawget(item, vattr.name) == nil then
       all[#all + 1] = p:set(1)
@@ -727,12 +730,52 @@ function ItemMethods.update(item, actions, opts)
     end
     if opts.add_version_condition ~= false then cond = and_conditions(cond, vcond) end
   end
-  local params = { TableName = data.table_name, Key = key_of(data, item), ReturnValues = "ALL_NEW" }
+  local params = { TableName = data.table_name, Key = key_of(data, item) }
   local s = serializer.new()
   -- the condition is numbered first, as PynamoDB does (reference §5.4)
   if cond then params.ConditionExpression = s:condition(cond) end
   params.UpdateExpression = s:update(all)
-  s:apply(params)
+  return finish_params(params, s), new_version
+end
+
+-- DeleteItem: params.
+local function delete_request(item, opts, what)
+  local data = item_data(item, what)
+  local cond = check_condition(opts.condition, what .. " condition")
+  if data.info.version and opts.add_version_condition ~= false then
+    cond = and_conditions(cond, (version_condition(data, item)))
+  end
+  local params = { TableName = data.table_name, Key = key_of(data, item) }
+  local s = serializer.new()
+  if cond then params.ConditionExpression = s:condition(cond) end
+  return finish_params(params, s)
+end
+
+-- item:save{ condition = ..., add_version_condition = true, keep_unknown = false }
+-- Replaces the whole stored item (PutItem). Stored attributes the model
+-- does not declare are dropped unless keep_unknown (or the model's option)
+-- writes them back. Returns the item, or nil, err.
+function ItemMethods.save(item, opts)
+  local data = item_data(item, "save")
+  local what = data.display .. ":save"
+  opts = check_call_options(opts, SAVE_OPTIONS, what)
+  local params, new_version = save_request(item, opts, what, 3)
+  local out, err = client_of(data):call("PutItem", params)
+  if not out then return nil, err end
+  if data.info.version then rawset(item, data.info.version.name, new_version) end
+  return item
+end
+
+-- item:update({ User.logins:add(1), ... }[, { condition = ... }])
+-- UpdateItem, then the item holds the stored values (ALL_NEW). Like
+-- DynamoDB (and PynamoDB) it creates the item when it does not exist; add
+-- condition = User.email:exists() to require it. Returns the item, or nil, err.
+function ItemMethods.update(item, actions, opts)
+  local data, cls = item_data(item, "update")
+  local what = data.display .. ":update"
+  opts = check_call_options(opts, UPDATE_OPTIONS, what)
+  local params = update_request(item, actions, opts, what, 3)
+  params.ReturnValues = "ALL_NEW"
   local out, err = client_of(data):call("UpdateItem", params)
   if not out then return nil, err end
   local ok, rerr = reload(item, data, cls, out.Attributes or {})
@@ -740,24 +783,13 @@ function ItemMethods.update(item, actions, opts)
   return item
 end
 
-local DELETE_OPTIONS = set_of("condition", "add_version_condition")
-
 -- item:delete{ condition = ... } -> true, or nil, err. A versioned item
 -- is deleted only at the version held locally.
 function ItemMethods.delete(item, opts)
   local data = item_data(item, "delete")
-  opts = check_call_options(opts, DELETE_OPTIONS, data.display .. ":delete")
-  local cond = check_condition(opts.condition, data.display .. ":delete condition")
-  if data.info.version and opts.add_version_condition ~= false then
-    cond = and_conditions(cond, (version_condition(data, item)))
-  end
-  local params = { TableName = data.table_name, Key = key_of(data, item) }
-  if cond then
-    local s = serializer.new()
-    params.ConditionExpression = s:condition(cond)
-    s:apply(params)
-  end
-  local out, err = client_of(data):call("DeleteItem", params)
+  local what = data.display .. ":delete"
+  opts = check_call_options(opts, DELETE_OPTIONS, what)
+  local out, err = client_of(data):call("DeleteItem", delete_request(item, opts, what))
   if not out then return nil, err end
   return true
 end
@@ -1370,6 +1402,45 @@ end
 function IndexHandle.__tostring(handle)
   return format("lunamodb.%s(%s)", handle.index.kind, handle.index.index_name)
 end
+
+-- User:batch_get(keys[, { consistent_read, attributes, max_attempts }]):
+-- see lunamodb.batch.
+function ClassMethods.batch_get(cls, keys, opts)
+  class_data(cls, "batch_get")
+  local it = require("lunamodb.batch").get(cls, keys, opts)
+  return it
+end
+
+-- User:batch_write(function(batch) ... end[, opts]) -> true, or nil, err;
+-- User:batch_write() -> a batch to fill and commit(). See lunamodb.batch.
+function ClassMethods.batch_write(cls, fn, opts)
+  class_data(cls, "batch_write")
+  local a, b = require("lunamodb.batch").write(cls, fn, opts)
+  return a, b
+end
+
+-- User:get_ref(hash[, range]): an item holding only its key, for updates,
+-- deletes and condition checks without reading it first. It is partial:
+-- save refuses it.
+function ClassMethods.get_ref(cls, hash, range)
+  local data = class_data(cls, "get_ref")
+  local info = data.info
+  A.serialize_key(data.schema, hash, range)        -- checks the key values now
+  local item = new_item(data)
+  rawset(item, info.hash_key.name, hash)
+  if info.range_key then rawset(item, info.range_key.name, range) end
+  item_state[item] = { partial = true }
+  return item
+end
+
+-- What lunamodb.batch and lunamodb.transaction build on; not a public API.
+M._internal = {
+  classes = classes, item_data = item_data, class_data = class_data, client_of = client_of,
+  key_of = key_of, load_item = load_item, save_request = save_request,
+  update_request = update_request, delete_request = delete_request,
+  check_call_options = check_call_options, set_of = set_of, with_keys = with_keys,
+  check_condition = check_condition,
+}
 
 ClassMethods.DoesNotExist = M.DoesNotExist
 

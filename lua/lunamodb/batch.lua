@@ -1,0 +1,302 @@
+-- lunamodb.batch: BatchGetItem and BatchWriteItem for models.
+--
+--   for user in User:batch_get{ "a@x", "b@x", ... } do ... end        -- any number of keys
+--   local ok, err = User:batch_write(function(batch)
+--     for _, u in ipairs(users) do batch:save(u) end
+--     batch:delete(old)
+--   end)
+--   -- err.unprocessed: what was not written, never dropped silently
+--
+-- The C core packs requests into bodies (25 writes / 100 keys / 16 MB) and
+-- extracts what DynamoDB left unprocessed; this module sends them, retries
+-- the unprocessed part with full-jitter backoff up to a bound, and reports
+-- whatever is still unprocessed to the caller.
+
+local core = require "lunamodb.core"
+local errors = require "lunamodb.errors"
+local model = require "lunamodb.model"
+local serializer = require "lunamodb.expressions.serializer"
+
+local setmetatable, type, tostring, pairs, ipairs, error, pcall, next =
+  setmetatable, type, tostring, pairs, ipairs, error, pcall, next
+local format, concat = string.format, table.concat
+local json_encode, json_decode = core.json_encode, core.json_decode
+
+local I = model._internal
+local M = {}
+
+M.MAX_ATTEMPTS = 8          -- sends of one body, the first included
+M.BASE_MS = 50
+M.CAP_MS = 5000
+
+-- A stable identity for a wire key: table, then each key attribute's text.
+local function key_id(table_name, key, names)
+  local parts = { table_name }
+  for i = 1, #names do
+    local av = key[names[i]]
+    local letter, v = next(av)
+    parts[#parts + 1] = tostring(letter) .. ":" .. tostring(v)
+  end
+  return concat(parts, "\0")
+end
+
+local function key_names(data)
+  local info = data.info
+  local names = { info.hash_key.wire_name }
+  if info.range_key then names[2] = info.range_key.wire_name end
+  return names
+end
+
+local function backoff(client, attempt)
+  local ceiling = M.BASE_MS * 2 ^ (attempt - 1)
+  if ceiling > M.CAP_MS then ceiling = M.CAP_MS end
+  local ms = core.random() * ceiling
+  local t = client.transport
+  if t and t.sleep then t:sleep(ms) else core.sleep_ms(ms) end
+end
+
+-- Sends one body, then its unprocessed remainder, up to max_attempts sends.
+-- Returns the responses' decoded tables in a list, plus the JSON text of
+-- what is still unprocessed (or nil); or nil, err when a call failed.
+local function send(client, operation, kind, body, max_attempts, on_response)
+  local attempt = 0
+  while body do
+    attempt = attempt + 1
+    local text, err = client:call_raw(operation, body)
+    if not text then return nil, err, body end
+    local out = json_decode(text)
+    if on_response then on_response(out) end
+    local nxt, why = core.batch_unprocessed(kind, text)
+    if nxt == nil then
+      -- an unreadable answer: whether anything was applied is unknown
+      return nil, errors.new { kind = "transport", operation = operation,
+        code = "SerializationError", message = "cannot read the response: " .. tostring(why) }, body
+    end
+    if not nxt then return true end
+    if attempt >= max_attempts then return true, nil, nxt end
+    backoff(client, attempt)
+    body = nxt
+  end
+  return true
+end
+
+------------------------------------------------------------------ writes
+
+local Writer = {}
+Writer.__index = Writer
+Writer.__name = "lunamodb.BatchWrite"
+
+local WRITE_OPTIONS = I.set_of("max_attempts", "ignore_version")
+
+-- A batch of puts and deletes, for items of any models. Only classes whose
+-- items it was made for when `cls` is given.
+function M.writer(cls, opts)
+  opts = I.check_call_options(opts, WRITE_OPTIONS, "batch_write")
+  local n = opts.max_attempts
+  if n ~= nil and (type(n) ~= "number" or n < 1 or n % 1 ~= 0) then
+    error("lunamodb: batch_write: max_attempts must be a whole number >= 1", 3)
+  end
+  return setmetatable({
+    cls = cls, max_attempts = n or M.MAX_ATTEMPTS, ignore_version = opts.ignore_version,
+    groups = {}, order = {}, seen = {}, count = 0,
+  }, Writer)
+end
+
+local function add(self, item, op, what)
+  local data = I.item_data(item, what)
+  if self.cls and not I.classes[self.cls] then error("lunamodb: not a model class", 3) end
+  if self.cls and I.classes[data.root] ~= I.classes[I.classes[self.cls].root] then
+    error(format("lunamodb: %s: this batch writes %s items, not %s items", what,
+      I.classes[self.cls].display, data.display), 3)
+  end
+  local root = I.classes[data.root]
+  local key = I.key_of(data, item)
+  local id = key_id(root.table_name, key, key_names(root))
+  if self.seen[id] then
+    error(format("lunamodb: %s: the item with this key is already in the batch (DynamoDB refuses "
+      .. "two writes of one item in a batch)", what), 3)
+  end
+  local request
+  if op == "save" then
+    if data.info.version and not self.ignore_version then
+      error(format("lunamodb: %s: %s has a Version attribute, which a batch cannot check; use "
+        .. "item:save or a transaction, or pass ignore_version = true", what, data.display), 3)
+    end
+    local ok, params = pcall(I.save_request, item, { add_version_condition = false }, what, 0)
+    if not ok then error(params, 3) end
+    request = '{"PutRequest":{"Item":' .. json_encode(params.Item) .. "}}"
+  else
+    request = '{"DeleteRequest":{"Key":' .. json_encode(key) .. "}}"
+  end
+  local client = I.client_of(data)
+  local group = self.groups[client]
+  if not group then
+    group = { client = client, entries = {}, ops = {} }
+    self.groups[client] = group
+    self.order[#self.order + 1] = client
+  end
+  local n = #group.entries + 1
+  group.entries[n] = { root.table_name, request }
+  group.ops[id] = { op = op, item = item }
+  self.seen[id] = root
+  self.count = self.count + 1
+end
+
+-- batch:save(item) / batch:delete(item): queued until commit.
+function Writer:save(item) add(self, item, "save", "batch:save") end
+function Writer:delete(item) add(self, item, "delete", "batch:delete") end
+
+-- The operations an unprocessed BatchWriteItem body stands for.
+local function unprocessed_ops(self, group, body)
+  local req = json_decode(body)
+  local out = {}
+  for table_name, list in pairs(req and req.RequestItems or {}) do
+    for _, r in ipairs(list) do
+      local wire = r.PutRequest and r.PutRequest.Item or r.DeleteRequest and r.DeleteRequest.Key
+      for id, op in pairs(group.ops) do
+        local root = self.seen[id]
+        if root.table_name == table_name and id == key_id(table_name, wire, key_names(root)) then
+          out[#out + 1] = op
+        end
+      end
+    end
+  end
+  return out
+end
+
+-- Sends everything queued. true, or nil, err where err.unprocessed lists
+-- the { op = "save"|"delete", item = item } not written (after max_attempts
+-- sends of each body, with backoff), and err.cause the call error if any.
+function Writer:commit()
+  local unprocessed, cause = {}, nil
+  for _, client in ipairs(self.order) do
+    local group = self.groups[client]
+    local bodies = core.batch_write_bodies(group.entries)
+    for _, body in ipairs(bodies) do
+      local ok, err, left = send(client, "BatchWriteItem", "write", body, self.max_attempts)
+      if not ok then cause = cause or err end
+      if left then
+        for _, op in ipairs(unprocessed_ops(self, group, left)) do unprocessed[#unprocessed + 1] = op end
+      end
+    end
+  end
+  self.groups, self.order, self.seen, self.count = {}, {}, {}, 0
+  if #unprocessed > 0 or cause then
+    return nil, errors.new {
+      kind = cause and cause.kind or "model", operation = "BatchWriteItem",
+      code = cause and cause.code or "UnprocessedItems",
+      message = format("%d writes were not applied%s", #unprocessed,
+        cause and (": " .. tostring(cause.message)) or " after retries"),
+      status = cause and cause.status, request_id = cause and cause.request_id,
+      retryable = true, unprocessed = unprocessed, cause = cause,
+    }
+  end
+  return true
+end
+
+-- Runs fn(batch) and commits. If fn raises, nothing is written and the
+-- error is raised again.
+function M.write(cls, fn, opts)
+  local batch = M.writer(cls, opts)
+  if fn == nil then return batch end
+  if type(fn) ~= "function" then
+    error("lunamodb: batch_write: expected a function(batch) (got " .. type(fn) .. ")", 3)
+  end
+  local ok, err = pcall(fn, batch)
+  if not ok then error(err, 0) end
+  return batch:commit()
+end
+
+------------------------------------------------------------------- reads
+
+local GET_OPTIONS = I.set_of("consistent_read", "attributes", "max_attempts")
+
+-- Model:batch_get(keys[, opts]) -> an iterator over the items found (in no
+-- particular order; missing keys are simply absent). keys: hash values, or
+-- { hash, range } pairs. Duplicates are sent once. Raises a lunamodb.Error
+-- on failure; err.unprocessed_keys lists the keys never read.
+function M.get(cls, keys, opts)
+  local data = I.class_data(cls, "batch_get")
+  local where = data.display .. ":batch_get"
+  opts = I.check_call_options(opts, GET_OPTIONS, where)
+  if type(keys) ~= "table" then
+    error(format("lunamodb: %s: expected a list of keys (got %s)", where, type(keys)), 3)
+  end
+  local root = I.classes[data.root]
+  local info = data.info
+  local names = key_names(root)
+  local key_json, seen, values_of = {}, {}, {}
+  for i, k in ipairs(keys) do
+    local hash, range = k, nil
+    if info.range_key then
+      if type(k) ~= "table" or k[1] == nil or k[2] == nil then
+        error(format("lunamodb: %s: key %d must be a { hash, range } pair", where, i), 3)
+      end
+      hash, range = k[1], k[2]
+    end
+    local ok, key = pcall(require("lunamodb.attributes").serialize_key, data.schema, hash, range)
+    if not ok then error(format("%s (key %d)", tostring(key), i), 3) end
+    local id = key_id(root.table_name, key, names)
+    if not seen[id] then
+      seen[id] = true
+      key_json[#key_json + 1] = json_encode(key)
+      values_of[id] = k
+    end
+  end
+  local options = {}
+  if opts.consistent_read then options[#options + 1] = '"ConsistentRead":true' end
+  local partial = false
+  if opts.attributes then
+    local s = serializer.new()
+    local p = { ProjectionExpression = s:projection(I.with_keys(data, nil, opts.attributes), cls) }
+    s:apply(p)
+    options[#options + 1] = '"ProjectionExpression":' .. json_encode(p.ProjectionExpression)
+    options[#options + 1] = '"ExpressionAttributeNames":' .. json_encode(p.ExpressionAttributeNames)
+    partial = true
+  end
+  local bodies = #key_json > 0 and core.batch_get_bodies {
+    { root.table_name, keys = key_json, options_json = concat(options, ",") },
+  } or {}
+  local client = I.client_of(data)
+  local max_attempts = opts.max_attempts or M.MAX_ATTEMPTS
+  local queue, head, b = {}, 1, 0
+  return function()
+    while true do
+      if queue[head] then
+        local item = queue[head]
+        queue[head] = nil
+        head = head + 1
+        return item
+      end
+      b = b + 1
+      local body = bodies[b]
+      if not body then return nil end
+      local ok, err, left = send(client, "BatchGetItem", "get", body, max_attempts, function(out)
+        for _, wire in ipairs(out.Responses and out.Responses[root.table_name] or {}) do
+          local item, lerr = I.load_item(cls, data, wire, partial)
+          if not item then error(lerr, 0) end
+          queue[#queue + 1] = item
+        end
+      end)
+      if not ok or left then
+        -- left: what was never read (on a failed call, the body it carried)
+        local missing = {}
+        local req = left and json_decode(left)
+        local t = req and req.RequestItems and req.RequestItems[root.table_name]
+        for _, key in ipairs(t and t.Keys or {}) do
+          missing[#missing + 1] = values_of[key_id(root.table_name, key, names)]
+        end
+        error(errors.new {
+          kind = err and err.kind or "model", operation = "BatchGetItem",
+          code = err and err.code or "UnprocessedKeys",
+          message = format("%d keys were not read%s", #missing,
+            err and (": " .. tostring(err.message)) or " after retries"),
+          status = err and err.status, request_id = err and err.request_id,
+          retryable = true, unprocessed_keys = missing, cause = err,
+        }, 0)
+      end
+    end
+  end
+end
+
+return M
