@@ -25,6 +25,17 @@ local json_encode, json_decode = core.json_encode, core.json_decode
 local I = model._internal
 local M = {}
 
+-- Runs fn; a misuse error (a string) is raised again at stack level
+-- `level` counted from raise_at's caller (1 = that caller; the public entry
+-- points sit two frames below the user: M.get <- Model:batch_get <- user),
+-- without the position it was first raised with.
+local function raise_at(level, fn, ...)
+  local ok, a, b = pcall(fn, ...)
+  if ok then return a, b end
+  if type(a) == "string" then error((a:gsub("^[^\n]-:%d+: ", "")), level + 1) end
+  error(a, 0)
+end
+
 M.MAX_ATTEMPTS = 8          -- sends of one body, the first included
 M.BASE_MS = 50
 M.CAP_MS = 5000
@@ -90,11 +101,18 @@ local WRITE_OPTIONS = I.set_of("max_attempts", "ignore_version")
 
 -- A batch of puts and deletes, for items of any models. Only classes whose
 -- items it was made for when `cls` is given.
+local function check_attempts(n, what)
+  if n ~= nil and (type(n) ~= "number" or n < 1 or n % 1 ~= 0) then
+    error(format("lunamodb: %s: max_attempts must be a whole number >= 1", what), 0)
+  end
+end
+
 function M.writer(cls, opts)
   opts = I.check_call_options(opts, WRITE_OPTIONS, "batch_write")
   local n = opts.max_attempts
-  if n ~= nil and (type(n) ~= "number" or n < 1 or n % 1 ~= 0) then
-    error("lunamodb: batch_write: max_attempts must be a whole number >= 1", 3)
+  check_attempts(n, "batch_write")
+  if opts.ignore_version ~= nil and type(opts.ignore_version) ~= "boolean" then
+    error("lunamodb: batch_write: ignore_version must be a boolean", 0)
   end
   return setmetatable({
     cls = cls, max_attempts = n or M.MAX_ATTEMPTS, ignore_version = opts.ignore_version,
@@ -103,7 +121,11 @@ function M.writer(cls, opts)
 end
 
 local function add(self, item, op, what)
-  local data = I.item_data(item, what)
+  local icls = model.class_of(item)
+  if not icls then
+    error(format("lunamodb: %s: expected an item of a model (got %s)", what, type(item)), 3)
+  end
+  local data = I.classes[icls]
   if self.cls and not I.classes[self.cls] then error("lunamodb: not a model class", 3) end
   if self.cls and I.classes[data.root] ~= I.classes[I.classes[self.cls].root] then
     error(format("lunamodb: %s: this batch writes %s items, not %s items", what,
@@ -122,7 +144,8 @@ local function add(self, item, op, what)
       error(format("lunamodb: %s: %s has a Version attribute, which a batch cannot check; use "
         .. "item:save or a transaction, or pass ignore_version = true", what, data.display), 3)
     end
-    local ok, params = pcall(I.save_request, item, { add_version_condition = false }, what, 0)
+    -- the stored version stays the item's own: a batch neither checks nor moves it
+    local ok, params = pcall(I.save_request, item, { keep_version = true }, what, 0)
     if not ok then error(params, 3) end
     request = '{"PutRequest":{"Item":' .. json_encode(params.Item) .. "}}"
   else
@@ -197,7 +220,7 @@ end
 -- Runs fn(batch) and commits. If fn raises, nothing is written and the
 -- error is raised again.
 function M.write(cls, fn, opts)
-  local batch = M.writer(cls, opts)
+  local batch = raise_at(3, M.writer, cls, opts)
   if fn == nil then return batch end
   if type(fn) ~= "function" then
     error("lunamodb: batch_write: expected a function(batch) (got " .. type(fn) .. ")", 3)
@@ -216,66 +239,83 @@ local GET_OPTIONS = I.set_of("consistent_read", "attributes", "max_attempts")
 -- { hash, range } pairs. Duplicates are sent once. Raises a lunamodb.Error
 -- on failure; err.unprocessed_keys lists the keys never read.
 function M.get(cls, keys, opts)
-  local data = I.class_data(cls, "batch_get")
-  local where = data.display .. ":batch_get"
-  opts = I.check_call_options(opts, GET_OPTIONS, where)
-  if type(keys) ~= "table" then
-    error(format("lunamodb: %s: expected a list of keys (got %s)", where, type(keys)), 3)
-  end
-  local root = I.classes[data.root]
-  local info = data.info
-  local names = key_names(root)
-  local key_json, seen, values_of = {}, {}, {}
-  for i, k in ipairs(keys) do
-    local hash, range = k, nil
-    if info.range_key then
-      if type(k) ~= "table" or k[1] == nil or k[2] == nil then
-        error(format("lunamodb: %s: key %d must be a { hash, range } pair", where, i), 3)
+  local plan = raise_at(3, function()
+    local data = I.class_data(cls, "batch_get")
+    local where = data.display .. ":batch_get"
+    opts = I.check_call_options(opts, GET_OPTIONS, where)
+    if type(keys) ~= "table" then
+      error(format("lunamodb: %s: expected a list of keys (got %s)", where, type(keys)), 0)
+    end
+    if opts.consistent_read ~= nil and type(opts.consistent_read) ~= "boolean" then
+      error(format("lunamodb: %s: consistent_read must be a boolean", where), 0)
+    end
+    check_attempts(opts.max_attempts, where)
+    local root = I.classes[data.root]
+    local info = data.info
+    local names = key_names(root)
+    local key_json, seen, values_of = {}, {}, {}
+    for i, k in ipairs(keys) do
+      local hash, range = k, nil
+      if info.range_key then
+        if type(k) ~= "table" or k[1] == nil or k[2] == nil then
+          error(format("lunamodb: %s: key %d must be a { hash, range } pair", where, i), 0)
+        end
+        hash, range = k[1], k[2]
       end
-      hash, range = k[1], k[2]
+      local ok, key = pcall(require("lunamodb.attributes").serialize_key, data.schema, hash, range)
+      if not ok then error(format("%s (key %d)", tostring(key), i), 0) end
+      local id = key_id(root.table_name, key, names)
+      if not seen[id] then
+        seen[id] = true
+        key_json[#key_json + 1] = json_encode(key)
+        values_of[id] = k
+      end
     end
-    local ok, key = pcall(require("lunamodb.attributes").serialize_key, data.schema, hash, range)
-    if not ok then error(format("%s (key %d)", tostring(key), i), 3) end
-    local id = key_id(root.table_name, key, names)
-    if not seen[id] then
-      seen[id] = true
-      key_json[#key_json + 1] = json_encode(key)
-      values_of[id] = k
+    local options = {}
+    if opts.consistent_read then options[#options + 1] = '"ConsistentRead":true' end
+    local partial = false
+    if opts.attributes then
+      local s = serializer.new()
+      local p = { ProjectionExpression = s:projection(I.with_keys(data, nil, opts.attributes), cls) }
+      s:apply(p)
+      options[#options + 1] = '"ProjectionExpression":' .. json_encode(p.ProjectionExpression)
+      options[#options + 1] = '"ExpressionAttributeNames":' .. json_encode(p.ExpressionAttributeNames)
+      partial = true
     end
-  end
-  local options = {}
-  if opts.consistent_read then options[#options + 1] = '"ConsistentRead":true' end
-  local partial = false
-  if opts.attributes then
-    local s = serializer.new()
-    local p = { ProjectionExpression = s:projection(I.with_keys(data, nil, opts.attributes), cls) }
-    s:apply(p)
-    options[#options + 1] = '"ProjectionExpression":' .. json_encode(p.ProjectionExpression)
-    options[#options + 1] = '"ExpressionAttributeNames":' .. json_encode(p.ExpressionAttributeNames)
-    partial = true
-  end
-  local bodies = #key_json > 0 and core.batch_get_bodies {
-    { root.table_name, keys = key_json, options_json = concat(options, ",") },
-  } or {}
+    return {
+      data = data, root = root, names = names, values_of = values_of, partial = partial,
+      max_attempts = opts.max_attempts or M.MAX_ATTEMPTS,
+      bodies = #key_json > 0 and core.batch_get_bodies {
+        { root.table_name, keys = key_json, options_json = concat(options, ",") },
+      } or {},
+    }
+  end)
+  local data, root, names, values_of = plan.data, plan.root, plan.names, plan.values_of
   local client = I.client_of(data)
-  local max_attempts = opts.max_attempts or M.MAX_ATTEMPTS
-  local queue, head, b = {}, 1, 0
+  local queue, head, tail, b = {}, 1, 0, 0
+  local failure = nil                  -- raised once the items already read are out
   return function()
     while true do
-      if queue[head] then
+      if head <= tail then
         local item = queue[head]
         queue[head] = nil
         head = head + 1
         return item
       end
+      if failure then
+        local f = failure
+        failure = nil
+        error(f, 0)
+      end
       b = b + 1
-      local body = bodies[b]
+      local body = plan.bodies[b]
       if not body then return nil end
-      local ok, err, left = send(client, "BatchGetItem", "get", body, max_attempts, function(out)
+      local ok, err, left = send(client, "BatchGetItem", "get", body, plan.max_attempts, function(out)
         for _, wire in ipairs(out.Responses and out.Responses[root.table_name] or {}) do
-          local item, lerr = I.load_item(cls, data, wire, partial)
+          local item, lerr = I.load_item(cls, data, wire, plan.partial)
           if not item then error(lerr, 0) end
-          queue[#queue + 1] = item
+          tail = tail + 1
+          queue[tail] = item
         end
       end)
       if not ok or left then
@@ -286,14 +326,14 @@ function M.get(cls, keys, opts)
         for _, key in ipairs(t and t.Keys or {}) do
           missing[#missing + 1] = values_of[key_id(root.table_name, key, names)]
         end
-        error(errors.new {
+        failure = errors.new {
           kind = err and err.kind or "model", operation = "BatchGetItem",
           code = err and err.code or "UnprocessedKeys",
           message = format("%d keys were not read%s", #missing,
             err and (": " .. tostring(err.message)) or " after retries"),
           status = err and err.status, request_id = err and err.request_id,
           retryable = true, unprocessed_keys = missing, cause = err,
-        }, 0)
+        }
       end
     end
   end

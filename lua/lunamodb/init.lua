@@ -46,7 +46,10 @@ M.LocalSecondaryIndex = indexes.LocalSecondaryIndex
 -- lunamodb.transaction).
 local batch = require "lunamodb.batch"
 local transaction = require "lunamodb.transaction"
-function M.batch_write(fn, opts) return batch.write(nil, fn, opts) end
+function M.batch_write(fn, opts)
+  local ok, err = batch.write(nil, fn, opts)
+  return ok, err                               -- no tail call: errors name the caller
+end
 M.transact_write = transaction.write
 M.transact_get = transaction.get
 

@@ -676,7 +676,7 @@ local function save_request(item, opts, what, level)
       .. "some attributes; saving it would erase the others (use update instead)", what), level)
   end
   local cond = check_condition(opts.condition, what .. " condition")
-  local vattr = data.info.version
+  local vattr = not opts.keep_version and data.info.version
   local old_version, new_version
   if vattr then
     local vcond

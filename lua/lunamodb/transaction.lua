@@ -57,7 +57,7 @@ local RETURN_VALUES = { ALL_OLD = true, NONE = true }
 local function check_return(opts, what)
   local rv = opts.return_values_on_failure
   if rv ~= nil and not RETURN_VALUES[rv] then
-    error(format("lunamodb: %s: return_values_on_failure must be \"ALL_OLD\" or \"NONE\"", what), 4)
+    error(format("lunamodb: %s: return_values_on_failure must be \"ALL_OLD\" or \"NONE\"", what), 3)
   end
   return rv
 end
@@ -67,7 +67,7 @@ local function push(self, data, key, kind, params, after)
   local client = I.client_of(data)
   if self.client and self.client ~= client then
     error(format("lunamodb: transaction: %s does not share the other models' connection "
-      .. "settings (one transaction goes to one region and account)", data.display), 4)
+      .. "settings (one transaction goes to one region and account)", data.display), 3)
   end
   self.client = client
   params.TableName = I.classes[data.root].table_name
@@ -80,16 +80,11 @@ local SAVE_OPTIONS = { condition = true, add_version_condition = true, return_va
 local UPDATE_OPTIONS = SAVE_OPTIONS
 local DELETE_OPTIONS = SAVE_OPTIONS
 
-local function options(opts, allowed, what)
-  opts = I.check_call_options(opts, allowed, what)
-  return opts
-end
-
 -- tx:save(item[, { condition, add_version_condition, return_values_on_failure }])
 function Write:save(item, opts)
   local data = I.item_data(item, "save")
   local what = "transaction save of " .. data.display
-  opts = options(opts, SAVE_OPTIONS, what)
+  opts = I.check_call_options(opts, SAVE_OPTIONS, what)
   local rv = check_return(opts, what)
   local ok, params, new_version = pcall(I.save_request, item, opts, what, 0)
   if not ok then error(params, 2) end
@@ -105,7 +100,7 @@ end
 function Write:update(item, actions, opts)
   local data = I.item_data(item, "update")
   local what = "transaction update of " .. data.display
-  opts = options(opts, UPDATE_OPTIONS, what)
+  opts = I.check_call_options(opts, UPDATE_OPTIONS, what)
   local rv = check_return(opts, what)
   local ok, params, new_version = pcall(I.update_request, item, actions, opts, what, 0)
   if not ok then error(params, 2) end
@@ -120,7 +115,7 @@ end
 function Write:delete(item, opts)
   local data = I.item_data(item, "delete")
   local what = "transaction delete of " .. data.display
-  opts = options(opts, DELETE_OPTIONS, what)
+  opts = I.check_call_options(opts, DELETE_OPTIONS, what)
   local rv = check_return(opts, what)
   local ok, params = pcall(I.delete_request, item, opts, what)
   if not ok then error(params, 2) end

@@ -46,3 +46,28 @@ describe("examples/indexes.lua #integration", function()
     }, "\n") .. "\n", out)
   end)
 end)
+
+-- examples/transactions.lua: a batch write and read, a transfer transaction,
+-- its replay with the same token, and a cancelled one, end to end.
+describe("examples/transactions.lua #integration", function()
+  it("runs against DynamoDB Local and prints what each step did", function()
+    local interpreter = jit and "luajit" or "lua5.4"
+    local cpath = jit and "build/luajit/?.so" or "build/lua5.4/?.so"
+    local cmd = string.format("AWS_ENDPOINT_URL_DYNAMODB=%s AWS_ACCESS_KEY_ID=examplerun "
+      .. "AWS_SECRET_ACCESS_KEY=examplerun LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
+      .. "LUA_CPATH='%s;;' %s examples/transactions.lua 2>&1; echo \"exit=$?\"", ddb.endpoint(), cpath,
+      interpreter)
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    -- alice 150 and bob 20, then one transfer of 100 (its replay applies nothing, and a
+    -- second one of 100 fails alice's balance check, the first of its four actions)
+    assert.equal(table.concat({
+      "batch:       62 accounts written, 4 of 5 keys found",
+      "transfer:    alice 50, bob 120",
+      "replay:      alice still 50",
+      "cancelled:   reasons per action: ConditionalCheckFailed, None, None, None",
+      "exit=0",
+    }, "\n") .. "\n", out)
+  end)
+end)
