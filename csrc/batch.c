@@ -334,29 +334,9 @@ static int str_is(lmdb_str s, const char *z) {
   return s.len == n && memcmp(s.ptr, z, n) == 0;
 }
 
-/* Where the value after a key starts: the first non-blank byte. */
-static const char *value_start(const lmdb_json_lexer *lx) {
-  const char *p = lx->p;
-  while (p < lx->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-    p++;
-  return p;
-}
-
 /* Consumes the rest of the value whose first token is t. */
 static int skip_value(scan *s, lmdb_json_token t) {
-  int depth;
-  if (t == LMDB_JSON_ERROR)
-    return lex_fail(s);
-  if (t == LMDB_JSON_OBJECT_END || t == LMDB_JSON_ARRAY_END || t == LMDB_JSON_END)
-    return lex_fail(s);                          /* the lexer flags these; be sure */
-  if (t != LMDB_JSON_OBJECT_START && t != LMDB_JSON_ARRAY_START)
-    return 0;
-  depth = s->lx->depth - 1;
-  do {
-    if (lmdb_json_next(s->lx) == LMDB_JSON_ERROR)
-      return lex_fail(s);
-  } while (s->lx->depth > depth);
-  return 0;
+  return lmdb_json_skip(s->lx, t) == 0 ? 0 : lex_fail(s);
 }
 
 /* Adds the number of elements of an array whose '[' was just read. */
@@ -456,7 +436,7 @@ int lmdb_batch_unprocessed(lmdb_batch_kind kind, lmdb_str response, lmdb_json_le
     if (t != LMDB_JSON_STRING)
       return lex_fail(&s);
     is_member = str_is(lx->tok, member);
-    start = value_start(lx);
+    start = lmdb_json_value_start(lx);
     t = lmdb_json_next(lx);
     if (!is_member) {
       if (skip_value(&s, t) != 0)

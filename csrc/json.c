@@ -328,6 +328,28 @@ lmdb_json_token lmdb_json_next(lmdb_json_lexer *lx) {
   }
 }
 
+const char *lmdb_json_value_start(const lmdb_json_lexer *lx) {
+  const char *p = lx->p;
+  while (p < lx->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    p++;
+  return p;
+}
+
+int lmdb_json_skip(lmdb_json_lexer *lx, lmdb_json_token t) {
+  int depth;
+  if (t == LMDB_JSON_ERROR || t == LMDB_JSON_OBJECT_END || t == LMDB_JSON_ARRAY_END ||
+      t == LMDB_JSON_END)
+    return -1;                                   /* no value starts with these */
+  if (t != LMDB_JSON_OBJECT_START && t != LMDB_JSON_ARRAY_START)
+    return 0;
+  depth = lx->depth - 1;
+  do {
+    if (lmdb_json_next(lx) == LMDB_JSON_ERROR)
+      return -1;
+  } while (lx->depth > depth);
+  return 0;
+}
+
 int lmdb_utf8_valid(const char *s, size_t len) {
   const unsigned char *p = (const unsigned char *)s, *end = p + len;
   while (p < end) {

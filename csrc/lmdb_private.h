@@ -152,6 +152,12 @@ typedef struct lmdb_json_lexer {
 void lmdb_json_lexer_init(lmdb_json_lexer *lx, const char *text, size_t len, int max_depth);
 lmdb_json_token lmdb_json_next(lmdb_json_lexer *lx);
 void lmdb_json_lexer_free(lmdb_json_lexer *lx);
+/* Where the value after a key starts (the first non-blank byte at or after
+** the lexer's position): raw JSON is copied from there. */
+const char *lmdb_json_value_start(const lmdb_json_lexer *lx);
+/* Consumes the rest of the value whose first token is t. 0, or -1 on a
+** lexer error or a token no value starts with. */
+int  lmdb_json_skip(lmdb_json_lexer *lx, lmdb_json_token t);
 /* 1 if s is valid UTF-8 (no overlongs, surrogates or code points past
 ** U+10FFFF), else 0. */
 int  lmdb_utf8_valid(const char *s, size_t len);

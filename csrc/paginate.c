@@ -83,28 +83,9 @@ static int lex_fail(scan *s) {
   return -1;
 }
 
-/* The offset of the first non-blank byte at or after the lexer's position:
-** where the value after a key starts. */
-static const char *value_start(const lmdb_json_lexer *lx) {
-  const char *p = lx->p;
-  while (p < lx->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-    p++;
-  return p;
-}
-
 /* Consumes the rest of the value whose first token is t. */
 static int skip_value(scan *s, lmdb_json_token t) {
-  int depth;
-  if (t == LMDB_JSON_ERROR)
-    return lex_fail(s);
-  if (t != LMDB_JSON_OBJECT_START && t != LMDB_JSON_ARRAY_START)
-    return 0;
-  depth = s->lx->depth - 1;
-  do {
-    if (lmdb_json_next(s->lx) == LMDB_JSON_ERROR)
-      return lex_fail(s);
-  } while (s->lx->depth > depth);
-  return 0;
+  return lmdb_json_skip(s->lx, t) == 0 ? 0 : lex_fail(s);
 }
 
 /* A JSON number token as a double (C locale digits: the lexer admits only
@@ -231,7 +212,7 @@ static int scan_response(scan *s, const lmdb_paginator *pg, lmdb_str text,
     else if (str_is(key, "ScannedCount")) which = SCANNED;
     else if (str_is(key, pg->result_key)) which = RESULTS;
     else if (str_is(key, "ConsumedCapacity")) which = CONSUMED;
-    start = value_start(lx);
+    start = lmdb_json_value_start(lx);
     t = lmdb_json_next(lx);
     switch (which) {
       case OUTPUT:
@@ -305,7 +286,7 @@ static int build_request(scan *s, const lmdb_paginator *pg, lmdb_str text,
     if (t != LMDB_JSON_STRING)
       return lex_fail(s);
     is_input = str_is(lx->tok, pg->input_token);
-    start = value_start(lx);
+    start = lmdb_json_value_start(lx);
     if (skip_value(s, lmdb_json_next(lx)) != 0)
       return -1;
     members++;
