@@ -53,6 +53,16 @@ end
 M.transact_write = transaction.write
 M.transact_get = transaction.get
 
+-- Non-blocking hosts: every lunamodb call inside a task spawned here yields
+-- while it waits (requests, backoff, rate limits) instead of blocking.
+-- lunamodb.run() steps until every task is done; a game loop calls
+-- lunamodb.step(0) once per tick instead (see lunamodb.scheduler).
+local scheduler = require "lunamodb.scheduler"
+M.scheduler = scheduler
+M.spawn = scheduler.spawn
+M.step = scheduler.step
+M.run = scheduler.run
+
 -- Expressions: schema paths (Thread.views) build conditions and updates;
 -- lunamodb.path("name") starts an untyped path; a serializer turns them into
 -- one request's expression strings and placeholder maps.
