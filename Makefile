@@ -5,6 +5,8 @@
 #   make test       everything: unit and integration specs on Lua 5.4 and LuaJIT,
 #                   ASan+UBSan, valgrind, the rockspec install (installs what it misses)
 #   make demo       examples/basic.lua against a DynamoDB Local it starts itself
+#   make embed      examples/embed, a C host with the core linked statically
+#                   -> build/embed/lunamodb-embed
 #   make asan       the specs with the core built under ASan+UBSan
 #   make clean
 
@@ -27,7 +29,7 @@ ASAN_RT  = $(shell $(CC) -print-file-name=libasan.so):$(shell $(CC) -print-file-
 
 export LUNAMODB_CACHE ?= $(HOME)/.cache/lunamodb
 
-.PHONY: all luajit asan-build static test unit unit-luajit integration asan valgrind \
+.PHONY: all luajit asan-build static embed test unit unit-luajit integration asan valgrind \
         rockspec-check demo deps clean
 
 all: build/lua5.4/lunamodb/core.so build/lua5.4/liblunamodb_core.a
@@ -57,6 +59,18 @@ build/lua5.4/liblunamodb_core.a: $(patsubst csrc/%.c,build/lua5.4/obj/%.o,$(SOUR
 
 asan-build: build/asan/lunamodb/core.so
 
+# examples/embed: a C host embedding Lua 5.4 with the core linked statically.
+LUA54_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+EMBED_BIN := build/embed/lunamodb-embed
+
+embed: all $(EMBED_BIN)
+
+$(EMBED_BIN): examples/embed/main.c build/lua5.4/liblunamodb_core.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Icsrc $(LUA54_INC) $(CFLAGS) \
+	  -DLUNAMODB_REPO_DIR='"$(CURDIR)"' -o $@ examples/embed/main.c \
+	  build/lua5.4/liblunamodb_core.a $(LUA54_LIBS) $(LIBS) -lm -ldl
+
 deps:
 	@bash scripts/install-deps.sh
 
@@ -68,10 +82,10 @@ unit: all
 unit-luajit: luajit
 	luajit $(BUSTED) --cpath='build/luajit/?.so' spec/unit
 
-integration: all
+integration: all embed
 	bash scripts/with-ddb-local.sh $(LUA) $(BUSTED) --cpath='build/lua5.4/?.so' spec/integration
 
-integration-luajit: luajit
+integration-luajit: luajit embed
 	bash scripts/with-ddb-local.sh luajit $(BUSTED) --cpath='build/luajit/?.so' spec/integration
 
 # The interpreter is not instrumented, so the sanitizer runtimes are preloaded
@@ -94,6 +108,7 @@ test: deps
 	$(MAKE) all luajit
 	$(MAKE) unit
 	$(MAKE) unit-luajit
+	$(MAKE) embed
 	$(MAKE) integration
 	$(MAKE) integration-luajit
 	$(MAKE) asan

@@ -1634,3 +1634,23 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   lua_setfield(L, -2, "VERSION");
   return 1;
 }
+
+LUNAMODB_EXPORT void lunamodb_preload(lua_State *L) {
+  int top = lua_gettop(L);
+  lua_getglobal(L, "package");
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_settop(L, top);
+    luaL_error(L, "lunamodb_preload: the package library is not open (call luaL_openlibs first)");
+    return;
+  }
+  lua_getfield(L, -1, "preload");
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "preload");
+  }
+  lua_pushcfunction(L, luaopen_lunamodb_core);
+  lua_setfield(L, -2, "lunamodb.core");
+  lua_settop(L, top);
+}
