@@ -580,6 +580,29 @@ set_class("BinarySet", "BS")
 
 local encode_dynamic, decode_dynamic
 
+-- A map whose values are typed dynamically (raw maps, maps in untyped
+-- places): the wire M content, keys checked.
+local function encode_map_values(v, node, key, depth)
+  local child = key == nil and node or { parent = node, key = key }
+  local out = {}
+  for k, x in pairs(v) do
+    if type(k) ~= "string" then
+      fail(node, key, format("map keys must be strings (got a %s key)", type(k)))
+    end
+    size = size + #k + 1
+    out[k] = encode_dynamic(x, child, k, depth + 1)
+  end
+  size = size + 3
+  return out
+end
+
+local function decode_map_values(m, node, key)
+  local child = key == nil and node or { parent = node, key = key }
+  local out = {}
+  for k, x in pairs(m) do out[k] = decode_dynamic(x, child, k) end
+  return out
+end
+
 local function is_sequence(v)
   if getmetatable(v) == array_mt then return true end
   return v[1] ~= nil
@@ -634,19 +657,7 @@ encode_dynamic = function(v, node, key, depth)
     if is_sequence(v) then
       return { L = encode_list_items(v, node, key, depth, encode_dynamic) }
     end
-    local child = key == nil and node or { parent = node, key = key }
-    local out = {}
-    local n = 0
-    for k, x in pairs(v) do
-      if type(k) ~= "string" then
-        fail(node, key, format("map keys must be strings (got a %s key)", type(k)))
-      end
-      size = size + #k + 1
-      out[k] = encode_dynamic(x, child, k, depth + 1)
-      n = n + 1
-    end
-    size = size + 3
-    return { M = out }
+    return { M = encode_map_values(v, node, key, depth) }
   end
   fail(node, key, format("a %s cannot be stored in DynamoDB", typename(v)))
 end
@@ -667,10 +678,7 @@ decode_dynamic = function(av, node, key)
     for i = 1, #v do out[i] = decode_dynamic(v[i], child, i) end
     return out
   elseif letter == "M" then
-    local child = key == nil and node or { parent = node, key = key }
-    local out = {}
-    for k, x in pairs(v) do out[k] = decode_dynamic(x, child, k) end
-    return out
+    return decode_map_values(v, node, key)
   elseif SET_MEMBER[letter] then
     local m = SET_MEMBER[letter]
     local out = {}
@@ -854,17 +862,7 @@ class {
           fail(node, key, format("expected a map (a Lua table), got %s", typename(v)))
         end
         if depth > M.MAX_DEPTH then fail(node, key, "nested deeper than 32 levels") end
-        local child = key == nil and node or { parent = node, key = key }
-        local out = {}
-        for k, x in pairs(v) do
-          if type(k) ~= "string" then
-            fail(node, key, format("map keys must be strings (got a %s key)", type(k)))
-          end
-          size = size + #k + 1
-          out[k] = encode_dynamic(x, child, k, depth + 1)
-        end
-        size = size + 3
-        return { M = out }
+        return { M = encode_map_values(v, node, key, depth) }
       end
       return encode_fields(self, v, node, key, depth)
     end,
@@ -872,10 +870,7 @@ class {
       if self.raw then
         local m = unwrap(self, av, node, key)
         if m == nil then return nil end
-        local child = key == nil and node or { parent = node, key = key }
-        local out = {}
-        for k, x in pairs(m) do out[k] = decode_dynamic(x, child, k) end
-        return out
+        return decode_map_values(m, node, key)
       end
       return decode_fields(self, av, node, key)
     end,
