@@ -17,46 +17,25 @@ local errors = require "lunamodb.errors"
 local model = require "lunamodb.model"
 local serializer = require "lunamodb.expressions.serializer"
 
-local setmetatable, type, tostring, pairs, ipairs, error, pcall, next =
-  setmetatable, type, tostring, pairs, ipairs, error, pcall, next
+local setmetatable, type, tostring, pairs, ipairs, error, pcall =
+  setmetatable, type, tostring, pairs, ipairs, error, pcall
 local format, concat = string.format, table.concat
 local json_encode, json_decode = core.json_encode, core.json_decode
 
 local I = model._internal
 local M = {}
 
--- Runs fn; a misuse error (a string) is raised again at stack level
--- `level` counted from raise_at's caller (1 = that caller; the public entry
--- points sit two frames below the user: M.get <- Model:batch_get <- user),
--- without the position it was first raised with.
-local function raise_at(level, fn, ...)
-  local ok, a, b = pcall(fn, ...)
-  if ok then return a, b end
-  if type(a) == "string" then error((a:gsub("^[^\n]-:%d+: ", "")), level + 1) end
-  error(a, 0)
+-- Misuse found below the public entry points is raised at the user's line:
+-- M.get <- Model:batch_get <- user is four frames above raise_misuse.
+local function raise_at(fn, ...)
+  return I.raise_misuse(4, nil, fn, ...)
 end
 
 M.MAX_ATTEMPTS = 8          -- sends of one body, the first included
 M.BASE_MS = 50
 M.CAP_MS = 5000
 
--- A stable identity for a wire key: table, then each key attribute's text.
-local function key_id(table_name, key, names)
-  local parts = { table_name }
-  for i = 1, #names do
-    local av = key[names[i]]
-    local letter, v = next(av)
-    parts[#parts + 1] = tostring(letter) .. ":" .. tostring(v)
-  end
-  return concat(parts, "\0")
-end
-
-local function key_names(data)
-  local info = data.info
-  local names = { info.hash_key.wire_name }
-  if info.range_key then names[2] = info.range_key.wire_name end
-  return names
-end
+local key_id = I.key_id
 
 local function backoff(client, attempt)
   local ceiling = M.BASE_MS * 2 ^ (attempt - 1)
@@ -133,7 +112,7 @@ local function add(self, item, op, what)
   end
   local root = I.classes[data.root]
   local key = I.key_of(data, item)
-  local id = key_id(root.table_name, key, key_names(root))
+  local id = key_id(root.table_name, key)
   if self.seen[id] then
     error(format("lunamodb: %s: the item with this key is already in the batch (DynamoDB refuses "
       .. "two writes of one item in a batch)", what), 3)
@@ -178,8 +157,12 @@ local function unprocessed_ops(self, group, body)
       local wire = r.PutRequest and r.PutRequest.Item or r.DeleteRequest and r.DeleteRequest.Key
       for id, op in pairs(group.ops) do
         local root = self.seen[id]
-        if root.table_name == table_name and id == key_id(table_name, wire, key_names(root)) then
-          out[#out + 1] = op
+        if root.table_name == table_name then
+          -- a put carries the whole item: its key is the key attributes only
+          local info, key = root.info, {}
+          key[info.hash_key.wire_name] = wire[info.hash_key.wire_name]
+          if info.range_key then key[info.range_key.wire_name] = wire[info.range_key.wire_name] end
+          if id == key_id(table_name, key) then out[#out + 1] = op end
         end
       end
     end
@@ -220,7 +203,7 @@ end
 -- Runs fn(batch) and commits. If fn raises, nothing is written and the
 -- error is raised again.
 function M.write(cls, fn, opts)
-  local batch = raise_at(3, M.writer, cls, opts)
+  local batch = raise_at(M.writer, cls, opts)
   if fn == nil then return batch end
   if type(fn) ~= "function" then
     error("lunamodb: batch_write: expected a function(batch) (got " .. type(fn) .. ")", 3)
@@ -239,7 +222,7 @@ local GET_OPTIONS = I.set_of("consistent_read", "attributes", "max_attempts")
 -- { hash, range } pairs. Duplicates are sent once. Raises a lunamodb.Error
 -- on failure; err.unprocessed_keys lists the keys never read.
 function M.get(cls, keys, opts)
-  local plan = raise_at(3, function()
+  local plan = raise_at(function()
     local data = I.class_data(cls, "batch_get")
     local where = data.display .. ":batch_get"
     opts = I.check_call_options(opts, GET_OPTIONS, where)
@@ -252,7 +235,6 @@ function M.get(cls, keys, opts)
     check_attempts(opts.max_attempts, where)
     local root = I.classes[data.root]
     local info = data.info
-    local names = key_names(root)
     local key_json, seen, values_of = {}, {}, {}
     for i, k in ipairs(keys) do
       local hash, range = k, nil
@@ -264,7 +246,7 @@ function M.get(cls, keys, opts)
       end
       local ok, key = pcall(require("lunamodb.attributes").serialize_key, data.schema, hash, range)
       if not ok then error(format("%s (key %d)", tostring(key), i), 0) end
-      local id = key_id(root.table_name, key, names)
+      local id = key_id(root.table_name, key)
       if not seen[id] then
         seen[id] = true
         key_json[#key_json + 1] = json_encode(key)
@@ -283,14 +265,14 @@ function M.get(cls, keys, opts)
       partial = true
     end
     return {
-      data = data, root = root, names = names, values_of = values_of, partial = partial,
+      data = data, root = root, values_of = values_of, partial = partial,
       max_attempts = opts.max_attempts or M.MAX_ATTEMPTS,
       bodies = #key_json > 0 and core.batch_get_bodies {
         { root.table_name, keys = key_json, options_json = concat(options, ",") },
       } or {},
     }
   end)
-  local data, root, names, values_of = plan.data, plan.root, plan.names, plan.values_of
+  local data, root, values_of = plan.data, plan.root, plan.values_of
   local client = I.client_of(data)
   local queue, head, tail, b = {}, 1, 0, 0
   local failure = nil                  -- raised once the items already read are out
@@ -324,7 +306,7 @@ function M.get(cls, keys, opts)
         local req = left and json_decode(left)
         local t = req and req.RequestItems and req.RequestItems[root.table_name]
         for _, key in ipairs(t and t.Keys or {}) do
-          missing[#missing + 1] = values_of[key_id(root.table_name, key, names)]
+          missing[#missing + 1] = values_of[key_id(root.table_name, key)]
         end
         failure = errors.new {
           kind = err and err.kind or "model", operation = "BatchGetItem",

@@ -1213,19 +1213,33 @@ local function read(cls, idx, operation, hash, opts, where)
   }
 end
 
--- Runs a read entry point; a misuse error (a string) is raised again at the
--- caller's line with the entry point named, whatever depth it came from.
-local function guarded(where, fn, ...)
+-- Runs fn; a misuse error (a string) is raised again at stack level
+-- `level` counted from here (3: the user of a class method that calls this
+-- directly), without the position it was first raised with and, when
+-- `where` is given, with that entry point named.
+local function raise_misuse(level, where, fn, ...)
   local ok, a, b = pcall(fn, ...)
   if ok then return a, b end
   if type(a) == "string" then
     local msg = a:gsub("^[^\n]-:%d+: ", "")
-    if not msg:find(where, 1, true) then
+    if where and not msg:find(where, 1, true) then
       msg = msg:gsub("^lunamodb: ", "lunamodb: " .. where .. ": ")
     end
-    error(msg, 3)
+    error(msg, level)
   end
   error(a, 0)
+end
+
+-- A stable identity for a wire key, whatever the order of its members:
+-- the table name, then each key attribute's name, type and value.
+local function key_id(table_name, key)
+  local parts = {}
+  for name, av in pairs(key) do
+    local letter, v = next(av)
+    parts[#parts + 1] = name .. "=" .. tostring(letter) .. ":" .. tostring(v)
+  end
+  sort(parts)
+  return table_name .. "\0" .. concat(parts, "\0")
 end
 
 -- User:query(hash[, opts]) -> results (iterate them; raises on failure).
@@ -1235,7 +1249,7 @@ end
 function ClassMethods.query(cls, hash, opts)
   local data = class_data(cls, "query")
   local where = data.display .. ":query"
-  local a, b = guarded(where, function()
+  local a, b = raise_misuse(3, where, function()
     return read(cls, nil, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
   end)
   return a, b                                  -- no tail call: errors name the caller
@@ -1245,7 +1259,7 @@ end
 function ClassMethods.scan(cls, opts)
   local data = class_data(cls, "scan")
   local where = data.display .. ":scan"
-  local a, b = guarded(where, function()
+  local a, b = raise_misuse(3, where, function()
     return read(cls, nil, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
   end)
   return a, b                                  -- no tail call: errors name the caller
@@ -1278,7 +1292,7 @@ function ClassMethods.count(cls, hash, opts)
   local data = class_data(cls, "count")
   if type(hash) == "table" and opts == nil and getmetatable(hash) == nil then hash, opts = nil, hash end
   local where = data.display .. ":count"
-  local a, b = guarded(where, function()
+  local a, b = raise_misuse(3, where, function()
     return count(cls, nil, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
   end)
   return a, b                                  -- no tail call: errors name the caller
@@ -1350,7 +1364,7 @@ end
 function ClassMethods.parallel_scan(cls, opts)
   local data = class_data(cls, "parallel_scan")
   local where = data.display .. ":parallel_scan"
-  local it = guarded(where, function()
+  local it = raise_misuse(3, where, function()
     return parallel_scan(cls, nil, check_call_options(opts, PARALLEL_OPTIONS, where), where)
   end)
   return it
@@ -1368,7 +1382,7 @@ end
 
 function IndexHandle.query(handle, hash, opts)
   local cls, idx, where = index_call(handle, "query")
-  local a, b = guarded(where, function()
+  local a, b = raise_misuse(3, where, function()
     return read(cls, idx, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
   end)
   return a, b                                  -- no tail call: errors name the caller
@@ -1376,7 +1390,7 @@ end
 
 function IndexHandle.scan(handle, opts)
   local cls, idx, where = index_call(handle, "scan")
-  local a, b = guarded(where, function()
+  local a, b = raise_misuse(3, where, function()
     return read(cls, idx, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
   end)
   return a, b                                  -- no tail call: errors name the caller
@@ -1385,7 +1399,7 @@ end
 function IndexHandle.count(handle, hash, opts)
   local cls, idx, where = index_call(handle, "count")
   if type(hash) == "table" and opts == nil and getmetatable(hash) == nil then hash, opts = nil, hash end
-  local a, b = guarded(where, function()
+  local a, b = raise_misuse(3, where, function()
     return count(cls, idx, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
   end)
   return a, b                                  -- no tail call: errors name the caller
@@ -1393,7 +1407,7 @@ end
 
 function IndexHandle.parallel_scan(handle, opts)
   local cls, idx, where = index_call(handle, "parallel_scan")
-  local it = guarded(where, function()
+  local it = raise_misuse(3, where, function()
     return parallel_scan(cls, idx, check_call_options(opts, PARALLEL_OPTIONS, where), where)
   end)
   return it
@@ -1439,7 +1453,7 @@ M._internal = {
   key_of = key_of, load_item = load_item, save_request = save_request,
   update_request = update_request, delete_request = delete_request,
   check_call_options = check_call_options, set_of = set_of, with_keys = with_keys,
-  check_condition = check_condition,
+  check_condition = check_condition, raise_misuse = raise_misuse, key_id = key_id,
 }
 
 ClassMethods.DoesNotExist = M.DoesNotExist

@@ -23,10 +23,10 @@ local errors = require "lunamodb.errors"
 local model = require "lunamodb.model"
 local A = require "lunamodb.attributes"
 
-local setmetatable, getmetatable, type, tostring, ipairs, pairs, error, pcall, select, next, rawset =
-  setmetatable, getmetatable, type, tostring, ipairs, pairs, error, pcall, select, next, rawset
+local setmetatable, getmetatable, type, tostring, ipairs, error, pcall, select, rawset =
+  setmetatable, getmetatable, type, tostring, ipairs, error, pcall, select, rawset
 local path = require "lunamodb.expressions.path"
-local format, concat = string.format, table.concat
+local format = string.format
 local json_encode, json_decode = core.json_encode, core.json_decode
 
 local I = model._internal
@@ -36,15 +36,7 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
-local function key_id(key)
-  local parts = {}
-  for name, av in pairs(key) do
-    local letter, v = next(av)
-    parts[#parts + 1] = name .. "=" .. tostring(letter) .. ":" .. tostring(v)
-  end
-  table.sort(parts)
-  return concat(parts, "\0")
-end
+local key_id = I.key_id
 
 ------------------------------------------------------------------ writes
 
@@ -72,7 +64,7 @@ local function push(self, data, key, kind, params, after)
   self.client = client
   params.TableName = I.classes[data.root].table_name
   local n = #self.actions + 1
-  self.actions[n] = { params.TableName, key_id(key), json_encode({ [kind] = params }) }
+  self.actions[n] = { params.TableName, key_id(params.TableName, key), json_encode({ [kind] = params }) }
   self.after[n] = after or false
 end
 
@@ -207,7 +199,7 @@ function Get:get(cls, hash, range)
   self.client = client
   local table_name = I.classes[data.root].table_name
   local n = #self.actions + 1
-  self.actions[n] = { table_name, key_id(key),
+  self.actions[n] = { table_name, key_id(table_name, key),
     json_encode({ Get = { TableName = table_name, Key = key } }) }
   local fut = setmetatable({ cls = cls, data = data, done = false }, Future)
   self.futures[n] = fut
