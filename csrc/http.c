@@ -3,9 +3,14 @@
 ** per lmdb_http, pooled easy handles and request structs so keep-alive
 ** connections (held by the multi's connection cache) and buffers are reused.
 **
-** Nothing here calls Lua, sleeps or blocks except curl_multi_poll inside
-** lmdb_http_poll. Callbacks only append to buffers owned by the request.
-** An lmdb_http and its requests belong to one thread at a time.
+** Transfers are driven through curl_multi_socket_action: libcurl tells us
+** (socket and timer callbacks) which sockets it waits on and when its timer
+** is due, so an embedding host can wait on those sockets in its own event
+** loop (lmdb_http_sockets, lmdb_http_timeout) instead of in ours.
+**
+** Nothing here calls Lua, sleeps or blocks except poll(2) inside
+** lmdb_http_poll. Callbacks only record state or append to buffers owned by
+** the request. An lmdb_http and its requests belong to one thread at a time.
 */
 #if !defined(_POSIX_C_SOURCE) && !defined(_GNU_SOURCE)
 #define _POSIX_C_SOURCE 200809L   /* strerror_r, pthread_once */
@@ -14,6 +19,8 @@
 #include "lmdb_private.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +60,19 @@ struct lmdb_http_request {
   char msg[CURL_ERROR_SIZE + 64]; /* net message */
 };
 
+/* A socket libcurl waits on, and for what (CURL_POLL_IN/OUT/INOUT). */
+typedef struct http_socket {
+  curl_socket_t fd;
+  int what;
+} http_socket;
+
 struct lmdb_http {
   CURLM *multi;
   int inflight;                   /* requests in the multi, not yet done */
+  http_socket *socks;             /* kept current by on_socket */
+  int nsocks, socks_cap;
+  struct pollfd *pfds;            /* scratch for poll(2), socks_cap long */
+  int64_t timer_deadline_ms;      /* libcurl's timer (monotonic); -1: none */
   lmdb_http_request *live;
   CURL *easy_pool[HTTP_POOL_EASY];
   int neasy;
@@ -490,6 +507,100 @@ static int drain(lmdb_http *h) {
   return n;
 }
 
+/* ------------------------------------------------- sockets and timer */
+
+static int socket_index(const lmdb_http *h, curl_socket_t fd) {
+  int i;
+  for (i = 0; i < h->nsocks; i++)
+    if (h->socks[i].fd == fd)
+      return i;
+  return -1;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: libcurl starts, changes or stops waiting on fd.
+** Returning -1 on OOM makes libcurl fail the transfers on that socket. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp) {
+  lmdb_http *h = ud;
+  int i = socket_index(h, fd);
+  (void)e;
+  (void)sockp;
+  if (what == CURL_POLL_REMOVE) {
+    if (i >= 0)
+      h->socks[i] = h->socks[--h->nsocks];
+    return 0;
+  }
+  if (i < 0) {
+    if (h->nsocks == h->socks_cap) {
+      int cap = h->socks_cap ? h->socks_cap * 2 : 8;
+      http_socket *ns = realloc(h->socks, (size_t)cap * sizeof *ns);
+      struct pollfd *np;
+      if (!ns)
+        return -1;
+      h->socks = ns;
+      np = realloc(h->pfds, (size_t)cap * sizeof *np);
+      if (!np)
+        return -1;
+      h->pfds = np;
+      h->socks_cap = cap;
+    }
+    i = h->nsocks++;
+    h->socks[i].fd = fd;
+  }
+  h->socks[i].what = what;
+  return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 stops the timer, 0 means "act now". */
+static int on_timer(CURLM *m, long timeout_ms, void *ud) {
+  lmdb_http *h = ud;
+  (void)m;
+  h->timer_deadline_ms = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
+  return 0;
+}
+
+/* Runs libcurl's timeout handling when its timer is due. */
+static int run_timer(lmdb_http *h) {
+  int running;
+  if (h->timer_deadline_ms < 0 || monotonic_ms() < h->timer_deadline_ms)
+    return 0;
+  h->timer_deadline_ms = -1;   /* on_timer sets the next one */
+  return curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running) == CURLM_OK
+             ? 0 : -1;
+}
+
+/* Waits at most wait_ms for activity on libcurl's sockets and hands what
+** happened to libcurl. Returns -1 on a multi error or a failed poll(2). */
+static int wait_sockets(lmdb_http *h, int wait_ms) {
+  int i, n = h->nsocks, ready, running;
+  for (i = 0; i < n; i++) {
+    h->pfds[i].fd = (int)h->socks[i].fd;
+    h->pfds[i].events = (short)(((h->socks[i].what & CURL_POLL_IN) ? POLLIN : 0) |
+                                ((h->socks[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
+    h->pfds[i].revents = 0;
+  }
+  ready = poll(n ? h->pfds : NULL, (nfds_t)n, wait_ms);
+  if (ready < 0)
+    return errno == EINTR ? 0 : -1;
+  /* socket_action may change h->socks (on_socket): pfds is our snapshot */
+  for (i = 0; i < n && ready > 0; i++) {
+    short re = h->pfds[i].revents;
+    int mask = 0;
+    if (!re)
+      continue;
+    ready--;
+    if (re & POLLIN)
+      mask |= CURL_CSELECT_IN;
+    if (re & POLLOUT)
+      mask |= CURL_CSELECT_OUT;
+    if (re & (POLLERR | POLLHUP | POLLNVAL))
+      mask |= CURL_CSELECT_ERR;
+    if (curl_multi_socket_action(h->multi, (curl_socket_t)h->pfds[i].fd, mask, &running) !=
+        CURLM_OK)
+      return -1;
+  }
+  return 0;
+}
+
 /* ---------------------------------------------------------------- API */
 
 lmdb_http *lmdb_http_new(void) {
@@ -499,8 +610,17 @@ lmdb_http *lmdb_http_new(void) {
   h = calloc(1, sizeof *h);
   if (!h)
     return NULL;
+  h->timer_deadline_ms = -1;
   h->multi = curl_multi_init();
   if (!h->multi) {
+    free(h);
+    return NULL;
+  }
+  if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+      curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, (void *)h) != CURLM_OK ||
+      curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+      curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, (void *)h) != CURLM_OK) {
+    curl_multi_cleanup(h->multi);
     free(h);
     return NULL;
   }
@@ -534,6 +654,8 @@ void lmdb_http_free(lmdb_http *h) {
     req_destroy(r);
   }
   curl_multi_cleanup(h->multi);
+  free(h->socks);
+  free(h->pfds);
   free(h);
 }
 
@@ -795,21 +917,21 @@ static long next_read_deadline(lmdb_http *h) {
 }
 
 int lmdb_http_poll(lmdb_http *h, int timeout_ms) {
-  int running = 0;
   if (!h || !h->multi)
     return -1;
-  if (curl_multi_perform(h->multi, &running) != CURLM_OK)
+  /* First what is ready now, without waiting. */
+  if (run_timer(h) != 0 || wait_sockets(h, 0) != 0)
     return -1;
   /* Wait only when nothing finished yet: the caller wants completions as
   ** soon as they happen. */
-  if (drain(h) + expire_reads(h) == 0 && timeout_ms > 0 && running > 0) {
+  if (drain(h) + expire_reads(h) == 0 && timeout_ms > 0 && h->inflight > 0) {
     long t = lmdb_http_timeout(h);
     int wait = timeout_ms;
     if (t >= 0 && t < wait)
       wait = (int)t;
-    if (wait > 0 && curl_multi_poll(h->multi, NULL, 0, wait, NULL) != CURLM_OK)
+    if (wait > 0 && wait_sockets(h, wait) != 0)
       return -1;
-    if (curl_multi_perform(h->multi, &running) != CURLM_OK)
+    if (run_timer(h) != 0)
       return -1;
     drain(h);
     expire_reads(h);
@@ -821,12 +943,26 @@ long lmdb_http_timeout(lmdb_http *h) {
   long t = -1, r;
   if (!h || !h->multi || h->inflight == 0)
     return -1;
-  if (curl_multi_timeout(h->multi, &t) != CURLM_OK)
-    t = -1;
+  if (h->timer_deadline_ms >= 0) {
+    int64_t now = monotonic_ms();
+    t = h->timer_deadline_ms > now ? (long)(h->timer_deadline_ms - now) : 0;
+  }
   r = next_read_deadline(h);
   if (r >= 0 && (t < 0 || r < t))
     t = r;
   return t;
+}
+
+int lmdb_http_sockets(lmdb_http *h, lmdb_pollfd *out, int max) {
+  int i;
+  if (!h || !h->multi)
+    return 0;
+  for (i = 0; i < h->nsocks && i < max; i++) {
+    out[i].fd = (int)h->socks[i].fd;
+    out[i].events = ((h->socks[i].what & CURL_POLL_IN) ? LMDB_POLLIN : 0) |
+                    ((h->socks[i].what & CURL_POLL_OUT) ? LMDB_POLLOUT : 0);
+  }
+  return h->nsocks;
 }
 
 int lmdb_http_running(lmdb_http *h) {

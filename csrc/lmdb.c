@@ -1409,6 +1409,30 @@ static int http_timeout(lua_State *L) {
   return 1;
 }
 
+/* http:sockets(out, n) -> n': appends the sockets transfers wait on to out
+** as fd, events pairs after its first n pairs (scheduler.io_wait). */
+static int http_sockets(lua_State *L) {
+  http_ud *u = check_http(L);
+  lmdb_pollfd small[16], *fds = small;
+  lua_Integer n = luaL_optinteger(L, 3, 0);
+  int total, i;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_argcheck(L, n >= 0 && n < INT_MAX / 2, 3, "n must be a count of pairs already in out");
+  total = lmdb_http_sockets(u->h, small, 16);
+  if (total > 16) {
+    fds = (lmdb_pollfd *)lua_newuserdatauv(L, (size_t)total * sizeof *fds, 0);
+    total = lmdb_http_sockets(u->h, fds, total);
+  }
+  for (i = 0; i < total; i++) {
+    lua_pushinteger(L, fds[i].fd);
+    lua_rawseti(L, 2, (int)(2 * (n + i) + 1));
+    lua_pushinteger(L, fds[i].events);
+    lua_rawseti(L, 2, (int)(2 * (n + i) + 2));
+  }
+  lua_pushinteger(L, n + total);
+  return 1;
+}
+
 static request_ud *check_request(lua_State *L) {
   request_ud *ru = (request_ud *)luaL_checkudata(L, 1, MT_REQUEST);
   if (ru->r == NULL)
@@ -1520,6 +1544,7 @@ static const luaL_Reg http_methods[] = {
   {"submit", http_submit},
   {"poll", http_poll},
   {"timeout", http_timeout},
+  {"sockets", http_sockets},
   {"close", http_close},
   {NULL, NULL}
 };
@@ -1633,6 +1658,40 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   lua_pushliteral(L, LUNAMODB_VERSION);
   lua_setfield(L, -2, "VERSION");
   return 1;
+}
+
+/* The host side of scheduler.io_wait (see lunamodb.h). */
+LUNAMODB_EXPORT int lunamodb_io_wait(lua_State *L, lunamodb_pollfd *fds, int max, int *timeout_ms) {
+  int top = lua_gettop(L), n, i;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "lunamodb.scheduler");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+    goto fail;
+  lua_getfield(L, -1, "io_wait");
+  if (lua_type(L, -1) != LUA_TFUNCTION) {
+    lua_pushliteral(L, "lunamodb_io_wait: lunamodb.scheduler has no io_wait");
+    goto fail;
+  }
+  if (lua_pcall(L, 0, 3, 0) != LUA_OK)
+    goto fail;
+  if (timeout_ms)
+    *timeout_ms = (int)lua_tointeger(L, -3);
+  n = (int)lua_tointeger(L, -2);
+  for (i = 0; i < n && i < max; i++) {
+    lua_rawgeti(L, -1, 2 * i + 1);
+    fds[i].fd = (int)lua_tointeger(L, -1);
+    lua_rawgeti(L, -2, 2 * i + 2);
+    fds[i].events = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+  }
+  lua_settop(L, top);
+  return n;
+fail:
+  /* leave only the error message on the stack */
+  if (lua_gettop(L) > top + 1)
+    lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return -1;
 }
 
 LUNAMODB_EXPORT void lunamodb_preload(lua_State *L) {

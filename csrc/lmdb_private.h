@@ -462,6 +462,13 @@ int  lmdb_http_poll(lmdb_http *h, int timeout_ms);
 /* Milliseconds until poll must run again: curl's timer or the nearest read
 ** deadline (-1: none). */
 long lmdb_http_timeout(lmdb_http *h);
+/* The sockets transfers wait on, for a host's own event loop: fills up to
+** max entries of out and returns how many there are (may be more than max).
+** When one is ready, or lmdb_http_timeout elapses, call lmdb_http_poll(h, 0). */
+#define LMDB_POLLIN  1
+#define LMDB_POLLOUT 2
+typedef struct lmdb_pollfd { int fd; int events; } lmdb_pollfd;
+int  lmdb_http_sockets(lmdb_http *h, lmdb_pollfd *out, int max);
 int  lmdb_http_running(lmdb_http *h);
 int  lmdb_http_done(const lmdb_http_request *r);
 lmdb_net_status lmdb_http_net_status(const lmdb_http_request *r);

@@ -28,6 +28,12 @@
 **     if (lua_pcall(L, 1, 1, 0) != LUA_OK) { ... lua_tostring(L, -1) ... }
 **     alive = lua_tointeger(L, -1); lua_pop(L, 1);
 **
+**   Instead of stepping at a fixed rate, a host with its own event loop (poll,
+**   epoll, libuv, ...) can sleep until lunamodb has something to do:
+**   lunamodb_io_wait() tells which sockets the tasks' transfers wait on and
+**   the longest the host may wait; when one of them is ready or the time is
+**   up, call scheduler.step(0). examples/embed/main.c does this with poll(2).
+**
 **   A task's error is raised by the step in which it failed unless someone asked
 **   for it (task:result(), scheduler.join()); the scheduler stays consistent, so
 **   the host may report it and keep stepping. examples/embed/ is a complete host.
@@ -59,6 +65,24 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L);
 ** (luaL_openlibs): without it, raises a Lua error (which, outside lua_pcall,
 ** goes to the panic handler). Works with Lua 5.4 and LuaJIT. */
 LUNAMODB_EXPORT void lunamodb_preload(lua_State *L);
+
+/* What lunamodb_io_wait fills in: one socket and what to wait for. */
+#define LUNAMODB_POLLIN  1   /* readable */
+#define LUNAMODB_POLLOUT 2   /* writable */
+typedef struct lunamodb_pollfd {
+  int fd;
+  int events;   /* LUNAMODB_POLLIN | LUNAMODB_POLLOUT */
+} lunamodb_pollfd;
+
+/* What the host should wait on before its next scheduler.step(0) (Lua's
+** scheduler.io_wait). Fills up to max entries of fds and returns the number
+** of sockets (more than max: call again with a bigger array); *timeout_ms
+** gets the longest the host may wait: 0 means step now, -1 means lunamodb
+** has nothing to wait for (no task alive). On an error returns -1 and leaves
+** the error message on the Lua stack. Call it from the host's loop, outside
+** any Lua call. */
+LUNAMODB_EXPORT int lunamodb_io_wait(lua_State *L, lunamodb_pollfd *fds, int max,
+                                     int *timeout_ms);
 
 #ifdef __cplusplus
 }

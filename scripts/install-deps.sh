@@ -16,7 +16,7 @@ PACKAGES=(
     lua5.4 liblua5.4-dev lua-cjson lua-busted lua-socket
     libcurl4-openssl-dev libssl-dev pkg-config gcc make curl ca-certificates
     openjdk-17-jre-headless npm luarocks
-    luajit2 libluajit2-5.1-dev
+    luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua lua-resty-core
     valgrind python3 python3-botocore libclang-rt-14-dev
 )
 

@@ -56,12 +56,15 @@ M.transact_get = transaction.get
 -- Non-blocking hosts: every lunamodb call inside a task spawned here yields
 -- while it waits (requests, backoff, rate limits) instead of blocking.
 -- lunamodb.run() steps until every task is done; a game loop calls
--- lunamodb.step(0) once per tick instead (see lunamodb.scheduler).
+-- lunamodb.step(0) once per tick instead; a host with its own event loop asks
+-- lunamodb.io_wait() which sockets to wait on, and for how long, before stepping
+-- (see lunamodb.scheduler).
 local scheduler = require "lunamodb.scheduler"
 M.scheduler = scheduler
 M.spawn = scheduler.spawn
 M.step = scheduler.step
 M.run = scheduler.run
+M.io_wait = scheduler.io_wait
 
 -- Expressions: schema paths (Thread.views) build conditions and updates;
 -- lunamodb.path("name") starts an untyped path; a serializer turns them into

@@ -27,6 +27,14 @@
 --        is already ready again); with no request in flight but sleepers, sleeps instead.
 --     Tasks whose request completed during the poll are resumed by the next step. Raises when
 --     called from inside a task or re-entrantly.
+-- scheduler.io_wait([out]) -> timeout_ms, n, out
+--     For a host with its own event loop: what to wait on before the next step(0). out (a table,
+--     reused if given) gets n sockets as pairs out[2i-1] = fd, out[2i] = events (1 readable,
+--     2 writable, 3 both) of the transports tasks wait on; timeout_ms is the longest the host may
+--     wait before stepping again: 0 when a task is ready (step now), -1 when waiting cannot help
+--     lunamodb (no task alive, or those left only wait for each other).
+--     When a socket is ready or the timeout has passed, call step(0). Transports without
+--     sockets/timeout methods are looked at again every MULTI_SLICE_MS.
 -- scheduler.run()
 --     Steps until no task is left (a blocking host). Raises "deadlock" when tasks are left that
 --     only wait for each other.
@@ -40,7 +48,11 @@
 --     The transport is watched (polled by step) only while a task waits on one of its requests.
 -- scheduler.sleep(ms)
 --     Inside a task: parks it until ms have elapsed on the monotonic clock (ms <= 0: until the
---     next step). Outside: core.sleep_ms(ms).
+--     next step). Outside: scheduler.host_sleep(ms).
+-- scheduler.host_sleep(ms)
+--     The blocking wait used outside tasks and by step when only sleepers are pending: ngx.sleep
+--     where an OpenResty request or timer may yield (never stalls the worker), else
+--     core.sleep_ms.
 -- scheduler.join(tasks) -> true | false, err
 --     Waits until every task of the array is done (yields inside a task; outside, drives the
 --     scheduler like run() does) and returns false plus the error of the first task, in array
@@ -100,13 +112,30 @@ local co_close = coroutine.close                  -- Lua 5.4 only
 local traceback = debug and debug.traceback
 local unpack = table.unpack or unpack             -- luacheck: ignore (LuaJIT)
 local floor, ceil, min = math.floor, math.ceil, math.min
-local monotonic_ms, sleep_ms = core.monotonic_ms, core.sleep_ms
+local monotonic_ms, core_sleep_ms = core.monotonic_ms, core.sleep_ms
+local ngx = ngx                                   -- luacheck: ignore (OpenResty's; nil elsewhere)
+
+-- A blocking sleep would stall an nginx worker: in the OpenResty phases where the request
+-- (or timer) may yield, waiting goes through ngx.sleep instead. Elsewhere (plain Lua, an
+-- embedding host, nginx's init phases) it blocks.
+local NGX_YIELDABLE = {
+  rewrite = true, access = true, content = true, timer = true,
+  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true,
+}
+local function sleep_ms(ms)
+  if ngx and ngx.sleep and NGX_YIELDABLE[ngx.get_phase()] then
+    ngx.sleep(ms / 1000)
+  else
+    core_sleep_ms(ms)
+  end
+end
 
 local function pack(...)
   return { n = select("#", ...), ... }
 end
 
 local M = {}
+M.host_sleep = sleep_ms
 
 -- Longest single wait of run() and of an outside task:result() (they loop anyway).
 local RUN_WAIT_MS = 1000
@@ -371,6 +400,30 @@ function M.step(timeout_ms)
   if not ok then error(err, 0) end
   report()
   return alive
+end
+
+function M.io_wait(out)
+  if out ~= nil and type(out) ~= "table" then
+    error("lunamodb.scheduler.io_wait: out must be a table (got " .. type(out) .. ")", 2)
+  end
+  out = out or {}
+  if alive == 0 then return -1, 0, out end
+  local now = monotonic_ms()
+  local nearest = promote(now)
+  if #ready > 0 then return 0, 0, out end
+  local timeout = nearest and ceil(nearest - now) or -1
+  local n = 0
+  for transport in pairs(watched) do
+    local t
+    if transport.sockets then
+      n = transport:sockets(out, n)
+      t = transport:timeout()
+    else
+      t = M.MULTI_SLICE_MS   -- nothing to wait on: look again soon
+    end
+    if t >= 0 and (timeout < 0 or t < timeout) then timeout = t end
+  end
+  return timeout, n, out
 end
 
 function M.run()

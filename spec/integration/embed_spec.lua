@@ -1,5 +1,6 @@
 -- examples/embed: a C host that embeds Lua 5.4 with lunamodb linked statically
--- and drives lunamodb's I/O from its own loop (scheduler.step(0) once per tick).
+-- and drives lunamodb's I/O from its own loop: it waits in poll(2) on the
+-- sockets lunamodb_io_wait reports, then calls scheduler.step(0).
 -- The binary is the same under either interpreter running busted; `make embed`
 -- builds it (`make integration` and `make integration-luajit` depend on it).
 local ddb = require "spec.helpers.ddb"
@@ -25,5 +26,10 @@ describe("examples/embed #integration", function()
     -- more than one tick: the requests completed across the host's iterations,
     -- driven by its loop, instead of inside one blocking call
     assert.is_true(ticks > 1, out)
+    -- the host slept on lunamodb's sockets (several transfers at once) instead of
+    -- spinning: a busy loop would tick tens of thousands of times
+    local max_fds = tonumber(out:match("most sockets waited on: (%d+)\n"))
+    assert.is_true(max_fds ~= nil and max_fds >= 2, out)
+    assert.is_true(ticks < 1000, out)
   end)
 end)

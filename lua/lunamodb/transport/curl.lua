@@ -11,6 +11,9 @@
 --   transport:sleep(ms)        yields inside a task, blocks elsewhere
 --   transport:poll(timeout_ms) moves transfers forward, waiting at most timeout_ms
 --                              (the scheduler calls it while a task waits on a request)
+--   transport:sockets(out, n) appends its sockets to out as fd, events pairs after the first
+--                              n and returns the new count (scheduler.io_wait)
+--   transport:timeout()        ms until poll must run again, -1 when nothing is pending
 --   transport:close()
 
 local core = require "lunamodb.core"
@@ -43,6 +46,14 @@ end
 
 function Transport:poll(timeout_ms)
   return self.http:poll(timeout_ms)
+end
+
+function Transport:sockets(out, n)
+  return self.http:sockets(out, n)
+end
+
+function Transport:timeout()
+  return self.http:timeout()
 end
 
 function Transport:sleep(ms)
