@@ -90,23 +90,67 @@ end
 ------------------------------------------------------------- refreshing
 
 -- Shared by the providers that fetch credentials with an expiry.
+--
+-- Single flight: when many tasks (or OpenResty requests) find the credentials due at once, one
+-- fetches; the others keep using the old ones while that is allowed (advisory window), else
+-- wait (through the transport, so they yield) for that fetch's outcome. A fetch whose task was
+-- cancelled, or that runs past REFRESH_WAIT_MS, is taken over.
 local Refreshing = {}
 Refreshing.__index = Refreshing
+
+M.REFRESH_WAIT_MS = 30 * 1000
+M.REFRESH_POLL_MS = 5
+
+local scheduler -- required lazily: the scheduler needs nothing from here
+
+local function usable(creds, now)
+  return creds and (not creds.expires_ms or creds.expires_ms - now > M.MANDATORY_REFRESH_MS)
+end
+
+-- True while another fetch is in progress and still worth waiting for.
+local function in_flight(self, now)
+  local f = self.flight
+  if not f then return false end
+  if now - f.started_ms > M.REFRESH_WAIT_MS or (f.task and f.task:done()) then
+    self.flight = nil                          -- abandoned: cancelled or stuck
+    return false
+  end
+  return true
+end
 
 function Refreshing:get(transport)
   local creds, now = self.creds, core.now_ms()
   if creds and (not creds.expires_ms or creds.expires_ms - now > M.ADVISORY_REFRESH_MS) then
     return creds
   end
-  local fresh, err = self:fetch(transport)
-  if fresh then
-    if fresh.expires_ms and fresh.expires_ms - core.now_ms() <= 60 * 1000 then
-      return nil, credentials_error(self.source .. " returned credentials that expire within 60 seconds")
+  if in_flight(self, now) then
+    if usable(creds, now) then return creds end
+    local generation = self.generation
+    repeat
+      transport:sleep(M.REFRESH_POLL_MS)
+    until self.generation ~= generation or not in_flight(self, core.now_ms())
+    if self.generation ~= generation then
+      if usable(self.creds, core.now_ms()) then return self.creds end
+      return nil, self.last_error
     end
-    self.creds = fresh
+    creds, now = self.creds, core.now_ms()     -- the fetch was abandoned: do it here
+  end
+  scheduler = scheduler or require "lunamodb.scheduler"
+  local flight = { started_ms = now, task = scheduler.current() }
+  self.flight = flight
+  local ok, fresh, err = pcall(self.fetch, self, transport)
+  if self.flight == flight then self.flight = nil end
+  if not ok then error(fresh, 0) end
+  if fresh and fresh.expires_ms and fresh.expires_ms - core.now_ms() <= 60 * 1000 then
+    fresh, err = nil, credentials_error(self.source .. " returned credentials that expire within 60 seconds")
+  end
+  self.generation = (self.generation or 0) + 1
+  if fresh then
+    self.creds, self.last_error = fresh, nil
     return fresh
   end
-  if creds and creds.expires_ms - now > M.MANDATORY_REFRESH_MS then
+  self.last_error = err
+  if usable(creds, now) then
     return creds                                -- advisory window: keep the old ones
   end
   return nil, err

@@ -216,3 +216,86 @@ describe("a client using metadata credentials", function()
     srv:stop()
   end)
 end)
+
+describe("refreshing credentials from many tasks at once", function()
+  local scheduler = require "lunamodb.scheduler"
+  local srv, transport
+  before_each(function() transport = curl.new() end)
+  after_each(function()
+    if srv then srv:stop(); srv = nil end
+    transport:close()
+  end)
+
+  local function spawn_gets(p, n)
+    local tasks = {}
+    for i = 1, n do tasks[i] = scheduler.spawn(function() return p:get(transport) end) end
+    return tasks
+  end
+
+  it("fetches once (single flight) and hands every waiting task the result", function()
+    srv = loopback.start{ routes = { ["GET /creds"] = {
+      { status = 200, body = doc("AKIDSF", core.now_ms() + 6 * HOUR), delay_ms = 200 } } } }
+    local p = credentials.container(env{ AWS_CONTAINER_CREDENTIALS_FULL_URI = srv.url .. "/creds" })
+    local tasks = spawn_gets(p, 10)
+    assert.is_true(scheduler.join(tasks))
+    for i = 1, 10 do
+      local ok, creds = tasks[i]:result()
+      assert.is_true(ok)
+      assert.equal("AKIDSF", creds.access_key_id)
+    end
+    assert.equal(1, srv:count())
+  end)
+
+  it("keeps serving the old credentials in the advisory window while one task refreshes", function()
+    srv = loopback.start{ routes = { ["GET /creds"] = {
+      { status = 200, body = doc("AKIDOLD", core.now_ms() + 12 * 60 * 1000) },
+      { status = 200, body = doc("AKIDNEW", core.now_ms() + 6 * HOUR), delay_ms = 300 },
+    } } }
+    local p = credentials.container(env{ AWS_CONTAINER_CREDENTIALS_FULL_URI = srv.url .. "/creds" })
+    assert.equal("AKIDOLD", assert(p:get(transport)).access_key_id)
+    local tasks = spawn_gets(p, 5)
+    assert.is_true(scheduler.join(tasks))
+    local _, first = tasks[1]:result()
+    assert.equal("AKIDNEW", first.access_key_id, "the first task fetched")
+    for i = 2, 5 do
+      local _, creds = tasks[i]:result()
+      assert.equal("AKIDOLD", creds.access_key_id, "the others did not wait for it")
+    end
+    assert.equal(2, srv:count())
+    assert.equal("AKIDNEW", assert(p:get(transport)).access_key_id)
+  end)
+
+  it("shares a failed fetch's error with the tasks that waited for it", function()
+    srv = loopback.start{ routes = { ["GET /creds"] = {
+      { status = 200, body = "not json", delay_ms = 200 } } } }
+    local p = credentials.container(env{ AWS_CONTAINER_CREDENTIALS_FULL_URI = srv.url .. "/creds" })
+    local tasks = spawn_gets(p, 4)
+    assert.is_true(scheduler.join(tasks))
+    for i = 1, 4 do
+      local ok, creds, err = tasks[i]:result()
+      assert.is_true(ok)
+      assert.is_nil(creds)
+      assert.equal("container credentials returned a response that is not JSON", err.message)
+    end
+    assert.equal(1, srv:count())
+  end)
+
+  it("takes over a fetch whose task was cancelled", function()
+    srv = loopback.start{ routes = { ["GET /creds"] = {
+      { status = 200, body = doc("AKIDLOST", core.now_ms() + 6 * HOUR), delay_ms = 5000 },
+      { status = 200, body = doc("AKIDTAKEN", core.now_ms() + 6 * HOUR) },
+    } } }
+    local p = credentials.container(env{ AWS_CONTAINER_CREDENTIALS_FULL_URI = srv.url .. "/creds" })
+    local fetcher = scheduler.spawn(function() return p:get(transport) end)
+    scheduler.step(0)                        -- the fetcher's request is in flight
+    local waiter = scheduler.spawn(function() return p:get(transport) end)
+    scheduler.step(0)                        -- the waiter waits for it
+    local started = core.monotonic_ms()
+    assert.is_true(fetcher:cancel())
+    local ok, creds = waiter:result()
+    assert.is_true(ok)
+    assert.equal("AKIDTAKEN", creds.access_key_id)
+    -- it fetched itself at once instead of waiting out the lost fetch (5 s) or REFRESH_WAIT_MS
+    assert.is_true(core.monotonic_ms() - started < 2500)
+  end)
+end)
