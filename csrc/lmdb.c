@@ -814,6 +814,14 @@ static int core_monotonic_ms(lua_State *L) {
   return 1;
 }
 
+/* Microseconds, for budgets below a millisecond (scheduler.step's budget_ms). */
+static int core_monotonic_us(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  push_int64(L, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+  return 1;
+}
+
 static int core_utf8_valid(lua_State *L) {
   lmdb_str s = check_str(L, 1);
   lua_pushboolean(L, lmdb_utf8_valid(s.ptr, s.len));
@@ -1575,6 +1583,7 @@ static const luaL_Reg core_functions[] = {
   {"random", core_random},
   {"now_ms", core_now_ms},
   {"monotonic_ms", core_monotonic_ms},
+  {"monotonic_us", core_monotonic_us},
   {"parse_http_date", core_parse_http_date},
   {"sleep_ms", core_sleep_ms},
   {"base64_encode", core_base64_encode},

@@ -11,7 +11,9 @@
 -- transport asks scheduler.current() and, inside a task, parks the task here instead of
 -- blocking. The same code therefore blocks in a plain script and yields in a task.
 --
--- One scheduler per Lua state (module-level state, no globals). It never busy-waits: with
+-- One scheduler per Lua state (module-level state, no globals); under OpenResty, one per nginx
+-- request (or timer), since the requests of a worker share its Lua state but each must drive
+-- only its own tasks. It never busy-waits: with
 -- nothing ready, step waits in the transports' poll (curl_multi_poll) or, when only sleeps are
 -- pending, sleeps until the nearest deadline; never longer than the timeout it was given.
 --
@@ -19,9 +21,13 @@
 --     Creates a task running fn(...) in a new coroutine. The task does not run yet: it starts at
 --     the next scheduler.step (so spawn never runs user code, and a task spawned inside a step,
 --     e.g. by another task, starts at the following step).
--- scheduler.step([timeout_ms = 0]) -> number of tasks still alive
+-- scheduler.step([timeout_ms = 0[, budget_ms]]) -> number of tasks still alive
+--     0. moves the transports' transfers forward without waiting, so responses that arrived
+--        since the last step count as finished now;
 --     1. resumes, once each, every task that is ready: new, its request finished, its sleep
---        elapsed, or it yielded with a plain coroutine.yield() (a "let the others run");
+--        elapsed, or it yielded with a plain coroutine.yield() (a "let the others run").
+--        With budget_ms (a game loop's share of the frame), it stops resuming once that much
+--        time has passed (at least one task runs); the rest run first at the next step;
 --     2. polls every transport some task is waiting on, waiting at most timeout_ms for I/O
 --        (0: never waits; never longer than the nearest sleep deadline; not at all when a task
 --        is already ready again); with no request in flight but sleepers, sleeps instead.
@@ -112,7 +118,7 @@ local co_close = coroutine.close                  -- Lua 5.4 only
 local traceback = debug and debug.traceback
 local unpack = table.unpack or unpack             -- luacheck: ignore (LuaJIT)
 local floor, ceil, min = math.floor, math.ceil, math.min
-local monotonic_ms, core_sleep_ms = core.monotonic_ms, core.sleep_ms
+local monotonic_ms, monotonic_us, core_sleep_ms = core.monotonic_ms, core.monotonic_us, core.sleep_ms
 local ngx = ngx                                   -- luacheck: ignore (OpenResty's; nil elsewhere)
 
 -- A blocking sleep would stall an nginx worker: in the OpenResty phases where the request
@@ -147,35 +153,64 @@ local WAIT = setmetatable({}, { __tostring = function() return "lunamodb.schedul
 
 ------------------------------------------------------------------ state
 
-local by_co = {}                                  -- task coroutine -> task (alive tasks only)
 local owner = setmetatable({}, { __mode = "k" })  -- wrap() coroutine -> task it runs for
-local ready, spare = {}, {}                       -- tasks to resume at the next step (FIFO)
-local waiting = {}                                -- tasks parked on a request (may hold stale entries)
-local sleepers = {}                               -- tasks parked on a deadline (may hold stale entries)
-local watched, nwatched = {}, 0                   -- transport -> tasks waiting on it
-local unreported = {}                             -- failed tasks nobody asked about yet
-local alive, njoining = 0, 0
-local stepping = false
+
+-- One scheduler's state. Every task points to the state it belongs to (t.S).
+local function new_state()
+  return {
+    by_co = {},            -- task coroutine -> task (alive tasks only)
+    ready = {}, spare = {}, -- tasks to resume at the next step (FIFO)
+    waiting = {},          -- tasks parked on a request (may hold stale entries)
+    sleepers = {},         -- tasks parked on a deadline (may hold stale entries)
+    watched = {}, nwatched = 0, -- transport -> tasks waiting on it
+    unreported = {},       -- failed tasks nobody asked about yet
+    alive = 0, njoining = 0,
+    stepping = false,
+  }
+end
+
+local shared_state = new_state()
+-- OpenResty: ngx.ctx (one table per request or timer) -> that request's state; weak, so a
+-- finished request's state goes with it.
+local request_states = setmetatable({}, { __mode = "k" })
+local NGX_NO_REQUEST = { init = true, init_worker = true, exit_worker = true }
+
+-- The state of the running context: the request's under nginx, else the one shared state.
+local function state()
+  if ngx and not NGX_NO_REQUEST[ngx.get_phase()] then
+    local ctx = ngx.ctx
+    local S = request_states[ctx]
+    if not S then
+      S = new_state()
+      request_states[ctx] = S
+    end
+    return S
+  end
+  return shared_state
+end
+M.context = state
 
 local Task = {}
 Task.__index = Task
 Task.__name = "lunamodb.task"
 
-local function watch(transport)
+local function watch(S, transport)
+  local watched = S.watched
   local n = watched[transport]
   if n then
     watched[transport] = n + 1
   else
     watched[transport] = 1
-    nwatched = nwatched + 1
+    S.nwatched = S.nwatched + 1
   end
 end
 
-local function unwatch(transport)
+local function unwatch(S, transport)
+  local watched = S.watched
   local n = watched[transport]
   if n == 1 then
     watched[transport] = nil
-    nwatched = nwatched - 1
+    S.nwatched = S.nwatched - 1
   elseif n then
     watched[transport] = n - 1
   end
@@ -183,14 +218,16 @@ end
 
 local function make_ready(t)
   t.state = "ready"
+  local ready = t.S.ready
   ready[#ready + 1] = t
 end
 
-local function finish(t, state, ...)
-  t.state = state
+local function finish(t, state_name, ...)
+  local S = t.S
+  t.state = state_name
   t.res = pack(...)
-  by_co[t.co] = nil
-  alive = alive - 1
+  S.by_co[t.co] = nil
+  S.alive = S.alive - 1
   local joiners = t.joiners
   if joiners then
     t.joiners = nil
@@ -198,7 +235,7 @@ local function finish(t, state, ...)
       local j = joiners[i]
       if j.state == "joining" and j.joining == t then
         j.joining = nil
-        njoining = njoining - 1
+        S.njoining = S.njoining - 1
         make_ready(j)
       end
     end
@@ -229,14 +266,15 @@ local function resume_task(t)
       local msg = type(err) == "string" and err or safe_tostring(err)
       t.traceback = traceback and traceback(co, msg) or msg
       finish(t, "failed", false, err)
+      local unreported = t.S.unreported
       if not t.observed then unreported[#unreported + 1] = t end
     end
     return
   end
-  local state = t.state
-  if state == "running" then
+  local st = t.state
+  if st == "running" then
     make_ready(t)                 -- a plain coroutine.yield(): run again at the next step
-  elseif state == "cancelling" then
+  elseif st == "cancelling" then
     if co_close then pcall(co_close, co) end
     finish(t, "cancelled", false, "cancelled")
   end
@@ -245,13 +283,14 @@ end
 
 -- Moves tasks whose request is done or whose deadline passed to the ready queue;
 -- drops stale entries. Returns the nearest pending deadline (or nil).
-local function promote(now)
+local function promote(S, now)
+  local waiting, sleepers = S.waiting, S.sleepers
   local n, j = #waiting, 0
   for i = 1, n do
     local t = waiting[i]
     if t.state == "waiting" then
       if t.req:done() then
-        unwatch(t.transport)
+        unwatch(S, t.transport)
         t.req, t.transport = nil, nil
         make_ready(t)
       else
@@ -282,7 +321,8 @@ local function promote(now)
   return nearest
 end
 
-local function any_request_done()
+local function any_request_done(S)
+  local waiting = S.waiting
   for i = 1, #waiting do
     local t = waiting[i]
     if t.state == "waiting" and t.req:done() then return true end
@@ -290,14 +330,15 @@ local function any_request_done()
   return false
 end
 
-local function poll_transports(wait)
+local function poll_transports(S, wait)
+  local watched, nwatched = S.watched, S.nwatched
   if nwatched == 1 then
     local transport = next(watched)
     transport:poll(wait)
     return
   end
   for transport in pairs(watched) do transport:poll(0) end
-  if wait <= 0 or any_request_done() then return end
+  if wait <= 0 or any_request_done(S) then return end
   local deadline = monotonic_ms() + wait
   local slice = M.MULTI_SLICE_MS / nwatched
   slice = slice < 1 and 1 or floor(slice)
@@ -307,42 +348,74 @@ local function poll_transports(wait)
       if left <= 0 then return end
       transport:poll(min(slice, ceil(left)))
     end
-    if any_request_done() then return end
+    if any_request_done(S) then return end
   end
 end
 
-local function step(timeout)
-  local now = monotonic_ms()
-  promote(now)
-
-  local batch = ready
-  ready = spare
-  for i = 1, #batch do
+-- Resumes the tasks of batch in order; with deadline_us, stops once it has passed and
+-- returns the index of the first task left and the last one (else nil). batch[1..n] is
+-- a sequence on entry; resumed entries are cleared.
+local function resume_batch(batch, deadline_us)
+  local n = #batch
+  for i = 1, n do
     local t = batch[i]
     batch[i] = nil
     local s = t.state
     if s == "ready" or s == "new" then resume_task(t) end
+    if deadline_us and i < n and monotonic_us() >= deadline_us then return i + 1, n end
   end
-  spare = batch
+  return nil
+end
+
+local function step(S, timeout, budget_ms)
+  -- Responses that arrived since the last step resume their tasks now, not a step later.
+  if S.nwatched > 0 then
+    for transport in pairs(S.watched) do transport:poll(0) end
+  end
+  local now = monotonic_ms()
+  promote(S, now)
+
+  local batch = S.ready
+  S.ready = S.spare
+  local left, n = resume_batch(batch, budget_ms and monotonic_us() + budget_ms * 1000)
+  if left then
+    -- Out of budget: the tasks not resumed go first at the next step, in their order,
+    -- before those made ready during this one. (#batch is unreliable here: its head is nil.)
+    local k = 0
+    for i = left, n do
+      k = k + 1
+      batch[k] = batch[i]
+      batch[i] = nil
+    end
+    local later = S.ready
+    for i = 1, #later do
+      batch[k + i] = later[i]
+      later[i] = nil
+    end
+    S.ready, S.spare = batch, later
+  else
+    S.spare = batch
+  end
 
   now = monotonic_ms()
-  local nearest = promote(now)
+  local nearest = promote(S, now)
   local wait = timeout
-  if alive == 0 or #ready > 0 then wait = 0 end
+  if S.alive == 0 or #S.ready > 0 then wait = 0 end
   if nearest then
     local until_deadline = ceil(nearest - now)
     if until_deadline < wait then wait = until_deadline end
   end
   if wait < 0 then wait = 0 end
-  if nwatched > 0 then
-    poll_transports(wait)
+  if S.nwatched > 0 then
+    poll_transports(S, wait)
   elseif nearest and wait > 0 then
     sleep_ms(wait)
   end
 end
 
 -- Raises the oldest error nobody asked about (see the error rule), if any.
-local function report()
+local function report(S)
+  local unreported = S.unreported
   while #unreported > 0 do
     local t = remove(unreported, 1)
     if not t.observed then
@@ -354,15 +427,15 @@ local function report()
   end
 end
 
-local function check_not_stepping(what)
-  if stepping then
+local function check_not_stepping(S, what)
+  if S.stepping then
     error("lunamodb.scheduler: " .. what .. " cannot be called from inside a task "
       .. "or from inside scheduler.step", 3)
   end
 end
 
-local function deadlocked()
-  return alive > 0 and njoining == alive
+local function deadlocked(S)
+  return S.alive > 0 and S.njoining == S.alive
 end
 
 ------------------------------------------------------------------ public API
@@ -370,36 +443,43 @@ end
 function M.current()
   local co = co_running()
   if not co then return nil end                 -- LuaJIT's main thread
-  return by_co[co] or owner[co]
+  return state().by_co[co] or owner[co]
 end
 
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then
     error("lunamodb.scheduler.spawn: fn must be a function (got " .. type(fn) .. ")", 2)
   end
+  local S = state()
   local co = co_create(fn)
-  local t = setmetatable({ co = co, args = pack(...), state = "new" }, Task)
-  by_co[co] = t
-  alive = alive + 1
+  local t = setmetatable({ co = co, args = pack(...), state = "new", S = S }, Task)
+  S.by_co[co] = t
+  S.alive = S.alive + 1
+  local ready = S.ready
   ready[#ready + 1] = t
   return t
 end
 
-function M.step(timeout_ms)
+function M.step(timeout_ms, budget_ms)
   if timeout_ms == nil then
     timeout_ms = 0
   elseif type(timeout_ms) ~= "number" or timeout_ms ~= timeout_ms then
     error("lunamodb.scheduler.step: timeout_ms must be a number (got " .. type(timeout_ms) .. ")", 2)
   end
-  check_not_stepping("scheduler.step")
+  if budget_ms ~= nil and (type(budget_ms) ~= "number" or not (budget_ms >= 0)) then
+    error("lunamodb.scheduler.step: budget_ms must be a number >= 0 (got "
+      .. (type(budget_ms) == "number" and tostring(budget_ms) or type(budget_ms)) .. ")", 2)
+  end
+  local S = state()
+  check_not_stepping(S, "scheduler.step")
   if timeout_ms < 0 then timeout_ms = 0 end
   if timeout_ms > MAX_WAIT_MS then timeout_ms = MAX_WAIT_MS end
-  stepping = true
-  local ok, err = pcall(step, floor(timeout_ms))
-  stepping = false
+  S.stepping = true
+  local ok, err = pcall(step, S, floor(timeout_ms), budget_ms)
+  S.stepping = false
   if not ok then error(err, 0) end
-  report()
-  return alive
+  report(S)
+  return S.alive
 end
 
 function M.io_wait(out)
@@ -407,13 +487,14 @@ function M.io_wait(out)
     error("lunamodb.scheduler.io_wait: out must be a table (got " .. type(out) .. ")", 2)
   end
   out = out or {}
-  if alive == 0 then return -1, 0, out end
+  local S = state()
+  if S.alive == 0 then return -1, 0, out end
   local now = monotonic_ms()
-  local nearest = promote(now)
-  if #ready > 0 then return 0, 0, out end
+  local nearest = promote(S, now)
+  if #S.ready > 0 then return 0, 0, out end
   local timeout = nearest and ceil(nearest - now) or -1
   local n = 0
-  for transport in pairs(watched) do
+  for transport in pairs(S.watched) do
     local t
     if transport.sockets then
       n = transport:sockets(out, n)
@@ -427,11 +508,12 @@ function M.io_wait(out)
 end
 
 function M.run()
-  check_not_stepping("scheduler.run")
-  while alive > 0 do
+  local S = state()
+  check_not_stepping(S, "scheduler.run")
+  while S.alive > 0 do
     M.step(RUN_WAIT_MS)
-    if deadlocked() then
-      error("lunamodb.scheduler.run: deadlock: " .. alive .. " task(s) wait for each other", 2)
+    if deadlocked(S) then
+      error("lunamodb.scheduler.run: deadlock: " .. S.alive .. " task(s) wait for each other", 2)
     end
   end
 end
@@ -445,7 +527,9 @@ function M.wait_request(transport, req)
   if req:done() then return end
   t.state = "waiting"
   t.req, t.transport = req, transport
-  watch(transport)
+  local S = t.S
+  watch(S, transport)
+  local waiting = S.waiting
   waiting[#waiting + 1] = t
   co_yield(WAIT)
 end
@@ -464,6 +548,7 @@ function M.sleep(ms)
   else
     t.state = "sleeping"
     t.deadline = monotonic_ms() + ms
+    local sleepers = t.S.sleepers
     sleepers[#sleepers + 1] = t
   end
   co_yield(WAIT)
@@ -482,7 +567,7 @@ local function join_one(cur, target)
   joiners[#joiners + 1] = cur
   cur.state = "joining"
   cur.joining = target
-  njoining = njoining + 1
+  cur.S.njoining = cur.S.njoining + 1
   co_yield(WAIT)
 end
 
@@ -493,7 +578,7 @@ end
 -- Outside any task, waiting drives the scheduler: impossible while a step runs
 -- (a coroutine that is not a task, resumed by a task).
 local function check_can_wait(what)
-  if stepping and not M.current() then
+  if state().stepping and not M.current() then
     error("lunamodb.scheduler: " .. what .. ": cannot wait for an unfinished task from a "
       .. "coroutine that is not a lunamodb task (use scheduler.wrap for generators)", 3)
   end
@@ -508,12 +593,13 @@ local function wait_all(list)
     end
     return
   end
+  local S = state()
   for i = 1, #list do
     local t = list[i]
     while not is_done(t) do
       M.step(RUN_WAIT_MS)
-      if not is_done(t) and deadlocked() then
-        error("lunamodb.scheduler: deadlock: " .. alive .. " task(s) wait for each other", 3)
+      if not is_done(t) and deadlocked(S) then
+        error("lunamodb.scheduler: deadlock: " .. S.alive .. " task(s) wait for each other", 3)
       end
     end
   end
@@ -584,9 +670,9 @@ function Task:result()
 end
 
 function Task:cancel()
-  local state = self.state
+  local st = self.state
   if self.res then return false end
-  if state == "running" then
+  if st == "running" then
     if M.current() ~= self then
       error("lunamodb.scheduler: task:cancel(): the task is running in a coroutine "
         .. "that is not its own; cancel it from elsewhere", 2)
@@ -595,16 +681,16 @@ function Task:cancel()
     co_yield(WAIT)                              -- never resumed
     error("lunamodb.scheduler: a cancelled task was resumed", 2)
   end
-  if state == "waiting" then
+  if st == "waiting" then
     local req = self.req
     self.req = nil
-    unwatch(self.transport)
+    unwatch(self.S, self.transport)
     self.transport = nil
     if req.release then req:release() end
-  elseif state == "joining" then
+  elseif st == "joining" then
     self.joining = nil
-    njoining = njoining - 1
-  elseif state == "sleeping" then
+    self.S.njoining = self.S.njoining - 1
+  elseif st == "sleeping" then
     self.deadline = nil
   end
   if co_close then pcall(co_close, self.co) end

@@ -513,4 +513,85 @@ describe("lunamodb.scheduler", function()
       assert.same({ expect[i] }, out.TableNames)
     end
   end)
+
+  it("resumes a task whose response arrived between steps in the next step, not one later", function()
+    local srv = start{ ["POST /"] = ok_reply(0, "t") }
+    local c = client(srv)
+    local t = spawn(function() return c:call("ListTables", {}) end)
+    scheduler.step(0)                              -- sends the request, parks the task
+    assert.is_false(t:done())
+    local waited = 0
+    while srv:count() < 1 and waited < 2000 do     -- the host's frame: the answer comes meanwhile
+      core.sleep_ms(10)
+      waited = waited + 10
+    end
+    core.sleep_ms(50)
+    scheduler.step(0)
+    assert.is_true(t:done(), "the step polled before resuming")
+    local ok, out = t:result()
+    assert.is_true(ok)
+    assert.same({ "t" }, out.TableNames)
+  end)
+
+  describe("step's budget_ms", function()
+    local function busy(ms)
+      local stop = core.monotonic_us() + ms * 1000
+      while core.monotonic_us() < stop do end
+    end
+
+    it("stops resuming once spent, and runs the rest first at the next step, in order", function()
+      local log = {}
+      for i = 1, 6 do
+        spawn(function()
+          busy(2)
+          log[#log + 1] = i
+          coroutine.yield()                        -- ready again: queued behind the rest
+          log[#log + 1] = 10 + i
+        end)
+      end
+      scheduler.step(0, 3)                         -- 2 ms each: the budget ends after two
+      assert.same({ 1, 2 }, log)
+      scheduler.step(0, 3)
+      assert.same({ 1, 2, 3, 4 }, log)
+      scheduler.step(0, 0)                         -- a budget of 0 still resumes one task
+      assert.same({ 1, 2, 3, 4, 5 }, log)
+      scheduler.step(0)                            -- no budget: every task ready, in order
+      assert.same({ 1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15 }, log)
+      assert.equal(0, scheduler.step(0))           -- task 6 yielded in the last one
+      assert.same({ 1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16 }, log)
+    end)
+
+    it("loses and reorders no task over many partial steps", function()
+      local log, list = {}, {}
+      for i = 1, 50 do
+        list[i] = spawn(function()
+          for round = 1, 3 do
+            log[#log + 1] = round * 100 + i
+            if i % 7 == 0 then busy(1) end
+            coroutine.yield()
+          end
+          return i
+        end)
+      end
+      local steps = 0
+      while scheduler.step(0, 0.5) > 0 do
+        steps = steps + 1
+        assert.is_true(steps < 10000)
+      end
+      assert.equal(150, #log)
+      local expect = {}
+      for round = 1, 3 do for i = 1, 50 do expect[#expect + 1] = round * 100 + i end end
+      assert.same(expect, log)
+      for i = 1, 50 do assert.same({ true, i }, { list[i]:result() }) end
+      assert.is_true(steps > 3, "the budget split the work over more steps than rounds")
+    end)
+
+    it("is checked", function()
+      assert.has_error(function() scheduler.step(0, -1) end,
+        "lunamodb.scheduler.step: budget_ms must be a number >= 0 (got -1)")
+      assert.has_error(function() scheduler.step(0, "2") end,
+        "lunamodb.scheduler.step: budget_ms must be a number >= 0 (got string)")
+      assert.has_error(function() scheduler.step(0, 0 / 0) end)
+    end)
+  end)
 end)
