@@ -53,6 +53,7 @@ build = {
     ["lunamodb.expressions.path"] = "lua/lunamodb/expressions/path.lua",
     ["lunamodb.expressions.serializer"] = "lua/lunamodb/expressions/serializer.lua",
     ["lunamodb.transport.curl"] = "lua/lunamodb/transport/curl.lua",
+    ["lunamodb.transport.ngx"] = "lua/lunamodb/transport/ngx.lua",
     ["lunamodb.values"] = "lua/lunamodb/values.lua",
   },
 }

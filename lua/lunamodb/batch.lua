@@ -40,9 +40,7 @@ local key_id = I.key_id
 local function backoff(client, attempt)
   local ceiling = M.BASE_MS * 2 ^ (attempt - 1)
   if ceiling > M.CAP_MS then ceiling = M.CAP_MS end
-  local ms = core.random() * ceiling
-  local t = client.transport
-  if t and t.sleep then t:sleep(ms) else core.sleep_ms(ms) end
+  client:sleep(core.random() * ceiling)
 end
 
 -- Sends one body, then its unprocessed remainder, up to max_attempts sends.

@@ -14,6 +14,7 @@ local core = require "lunamodb.core"
 local errors = require "lunamodb.errors"
 local config = require "lunamodb.config"
 local curl_transport = require "lunamodb.transport.curl"
+local ngx_transport = require "lunamodb.transport.ngx"
 
 local setmetatable, type, tostring, tonumber, pairs = setmetatable, type, tostring, tonumber, pairs
 local floor = math.floor
@@ -138,7 +139,9 @@ function M.new(opts, getenv)
     profile = settings.profile,
     policy = policy,
     signer = core.signer(),
-    transport = opts.transport or curl_transport.new(),
+    -- inside nginx at all (even init_by_lua): cosockets; the transport checks the phase per call
+    transport = opts.transport
+      or (ngx_transport.in_nginx() and ngx_transport or curl_transport).new(),
     verify_crc32 = opts.verify_crc32 ~= false,
     deadline_ms = opts.timeout and floor(opts.timeout * 1000) or nil,
     http_opts = {
@@ -157,6 +160,12 @@ end
 
 function Client:__tostring()
   return format("lunamodb.Client (%s, %s)", self.region, self.endpoint)
+end
+
+-- Every wait of lunamodb (backoff, rate limits, table polling) goes through the
+-- transport, so it yields inside a task or an OpenResty request.
+function Client:sleep(ms)
+  self.transport:sleep(ms)
 end
 
 function Client:close()
@@ -292,7 +301,7 @@ local function run(self, operation, body, decode)
       err.retry_stopped = class ~= "fatal" and why or nil
       return nil, err
     end
-    if delay > 0 then self.transport:sleep(delay) end
+    if delay > 0 then self:sleep(delay) end
   end
 end
 

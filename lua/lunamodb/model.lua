@@ -900,12 +900,6 @@ local function create_table_params(root, opts)
 end
 M.create_table_params = create_table_params
 
--- Waits through the client's transport, so a non-blocking host yields.
-local function sleep(client, ms)
-  local t = client.transport
-  if t and t.sleep then t:sleep(ms) else core.sleep_ms(ms) end
-end
-
 -- Polls DescribeTable until the table (and its indexes) are ACTIVE, or
 -- gone when want == nil. Waits through the client's transport.
 local function wait_for(root, want, timeout_s)
@@ -933,7 +927,7 @@ local function wait_for(root, want, timeout_s)
           want or "deleted", tostring(timeout_s or 300)),
       }
     end
-    sleep(client, delay)
+    client:sleep(delay)
     delay = delay < 2000 and delay * 2 or 2000
   end
 end

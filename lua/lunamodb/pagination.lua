@@ -56,10 +56,7 @@ local function rate_wait(self)
   local lim = self.limiter
   if not lim or lim.next_ms == nil then return end
   local due = lim.next_ms - monotonic_ms()
-  if due > 0 then
-    local t = self.client.transport
-    if t and t.sleep then t:sleep(due) else core.sleep_ms(due) end
-  end
+  if due > 0 then self.client:sleep(due) end
 end
 
 local function rate_consume(self, units)
