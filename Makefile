@@ -2,7 +2,9 @@
 #
 #   make            lunamodb.core for Lua 5.4   -> build/lua5.4/lunamodb/core.so
 #   make luajit     the same sources for LuaJIT  -> build/luajit/lunamodb/core.so
-#   make test       everything: unit and integration specs on Lua 5.4 and LuaJIT,
+#   make test       everything: unit and integration specs on Lua 5.4 and LuaJIT (the
+#                   integration specs also run examples/embed, game_loop and nginx with
+#                   examples/openresty),
 #                   ASan+UBSan, valgrind, the rockspec install (installs what it misses)
 #   make demo       examples/basic.lua against a DynamoDB Local it starts itself
 #   make embed      examples/embed, a C host with the core linked statically
@@ -82,7 +84,7 @@ unit: all
 unit-luajit: luajit
 	luajit $(BUSTED) --cpath='build/luajit/?.so' spec/unit
 
-integration: all embed
+integration: all luajit embed
 	bash scripts/with-ddb-local.sh $(LUA) $(BUSTED) --cpath='build/lua5.4/?.so' spec/integration
 
 integration-luajit: luajit embed
@@ -92,7 +94,7 @@ integration-luajit: luajit embed
 # into it alone (never into the shell or DynamoDB Local's JVM).
 SANITIZED := env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD='$(ASAN_RT)'
-asan: deps asan-build
+asan: deps asan-build luajit embed
 	$(SANITIZED) $(LUA) $(BUSTED) --cpath='build/asan/?.so' spec/unit
 	bash scripts/with-ddb-local.sh $(SANITIZED) $(LUA) $(BUSTED) --cpath='build/asan/?.so' spec/integration
 
