@@ -177,12 +177,14 @@ typedef struct core_state {
   lmdb_buf out;               /* JSON encoder output, reused */
   encoder enc;
   lmdb_json_lexer lexer;      /* its scratch buffer is reused */
+  lmdb_json_lexer item_lexer; /* decode_items' own: its hooks may call json_decode */
 } core_state;
 
 static int state_gc(lua_State *L) {
   core_state *st = (core_state *)luaL_checkudata(L, 1, MT_STATE);
   lmdb_buf_free(&st->out);
   lmdb_json_lexer_free(&st->lexer);
+  lmdb_json_lexer_free(&st->item_lexer);
   return 0;
 }
 
@@ -434,6 +436,439 @@ static int core_json_decode(lua_State *L) {
   }
   if (lx->scratch.cap > 1 << 20)
     lmdb_buf_free(&lx->scratch);
+  return 1;
+}
+
+/* ------------------------------------------- schema-directed item decode */
+
+/*
+** core.decode_items(text, spec, mode, field, hooks) decodes a DynamoDB
+** response whose items a model's schema describes straight into native Lua
+** values, without the intermediate attribute-value tables json_decode would
+** build (about five tables per item instead of twenty-five).
+**
+** spec: a map level (an item, or a typed map's fields): spec[wire_name] =
+** { code, name, sub, attr }; spec[1] == true keeps names spec does not
+** declare (decoded by hooks.dynamic), else they are skipped. Codes below.
+** mode: "list" (field is an array of items: Query, Scan), "item" (field is
+** one item: GetItem's Item, UpdateItem's Attributes), "tables" (field maps
+** table names to arrays of items: BatchGetItem's Responses). Every other
+** member is decoded as json_decode would.
+** hooks: fallback(attr, av, name) -> value (the attribute's own decode, for
+** codes it has no fast path for and for unexpected shapes), dynamic(av,
+** name), number(text) -> value | nil, null, set_mt, k_members, k_size,
+** k_kind, dt_mt, k_sec, k_usec.
+** Returns the response table, or nil when the text is not what DynamoDB
+** sends (malformed JSON, an attribute value of several members, a number or
+** datetime text the fast path does not take): the caller then decodes it the
+** slow way, which reports precisely what is wrong.
+*/
+enum {
+  DEC_FALLBACK = 0, DEC_S = 1, DEC_N = 2, DEC_BOOL = 3, DEC_SS = 4, DEC_DATETIME = 5,
+  DEC_MAP = 6, DEC_LIST = 7
+};
+
+/* Stack slots of one decode call. */
+typedef struct item_decoder {
+  lua_State *L;
+  lmdb_json_lexer *lx;
+  int hooks, array_mt;
+} item_decoder;
+
+#define DEC_ABSENT 2   /* an attribute value stored as NULL: nothing pushed */
+
+static int dec_hook(item_decoder *d, const char *name) {
+  lua_getfield(d->L, d->hooks, name);
+  return lua_gettop(d->L);
+}
+
+/* Pushes the number a canonical DynamoDB N text stands for, as values.decode_number
+** would: integers that fit as integers, non-integers of at most 15 significant
+** digits as floats. Returns 0 for any other text (the hook decides). */
+static int dec_number_fast(lua_State *L, const char *s, size_t n) {
+  size_t i = 0, intd = 0, fracd = 0, sig = 0, lead = 0, trail = 0;
+  int neg = 0, seen_nonzero = 0;
+  uint64_t acc = 0;
+  if (n > 0 && s[0] == '-') { neg = 1; i = 1; }
+  if (i >= n) return 0;
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+    intd++;
+    if (s[i] != '0') seen_nonzero = 1;
+    if (!seen_nonzero) lead++;
+    acc = acc * 10 + (uint64_t)(s[i] - '0');
+    if (intd > 19) return 0;
+  }
+  if (intd == 0) return 0;
+  if (i == n) {
+#ifdef LMDB_NO_INTEGERS
+    if (intd - lead > 15) return 0;
+    lua_pushnumber(L, neg ? -(lua_Number)acc : (lua_Number)acc);
+#else
+    if (intd - lead > 18) return 0;
+    lua_pushinteger(L, neg ? -(lua_Integer)acc : (lua_Integer)acc);
+#endif
+    return 1;
+  }
+  if (s[i] != '.') return 0;
+  for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+    fracd++;
+    trail = s[i] == '0' ? trail + 1 : 0;
+    if (s[i] != '0') seen_nonzero = 1;
+    if (!seen_nonzero) lead++;
+  }
+  if (i != n || fracd == 0 || trail == fracd || n >= 64) return 0;
+  sig = intd + fracd - lead - trail;
+  if (!seen_nonzero || sig > 15) return 0;
+  {
+    char tmp[64];
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    lua_pushnumber(L, (lua_Number)strtod(tmp, NULL));
+  }
+  return 1;
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  int64_t era;
+  unsigned yoe, doy, doe;
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = (unsigned)(y - era * 400);
+  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int dec_digits(const char *s, int n, int *out) {
+  int i, v = 0;
+  for (i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return 1;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.ffffff+0000" -> epoch seconds, microseconds. */
+static int dec_datetime(const char *s, size_t n, int64_t *sec, int *usec) {
+  static const unsigned char mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int y, mo, d, h, mi, se, dim;
+  if (n != 31 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+      s[19] != '.' || memcmp(s + 26, "+0000", 5) != 0)
+    return 0;
+  if (!dec_digits(s, 4, &y) || !dec_digits(s + 5, 2, &mo) || !dec_digits(s + 8, 2, &d) ||
+      !dec_digits(s + 11, 2, &h) || !dec_digits(s + 14, 2, &mi) ||
+      !dec_digits(s + 17, 2, &se) || !dec_digits(s + 20, 6, usec))
+    return 0;
+  if (y < 1 || mo < 1 || mo > 12 || h > 23 || mi > 59 || se > 59)
+    return 0;
+  dim = mdays[mo - 1] + (mo == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)));
+  if (d < 1 || d > dim)
+    return 0;
+  *sec = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se;
+  return 1;
+}
+
+static int dec_object(item_decoder *d, int spec);
+static int dec_attr(item_decoder *d, int entry, lmdb_json_token t);
+
+/* The rest of an attribute value whose first member (letter, then its value
+** token t) was read already, as a generic table; then hooks.fallback(attr,
+** av, name) decodes it. Returns 1 or 0 (malformed). */
+static int dec_fallback(item_decoder *d, int entry, const char *letter, size_t llen,
+                        lmdb_json_token t) {
+  lua_State *L = d->L;
+  lua_createtable(L, 0, 1);
+  lua_pushlstring(L, letter, llen);
+  if (!decode_value(L, d->lx, t, d->array_mt)) return 0;
+  lua_rawset(L, -3);
+  for (;;) {
+    t = lmdb_json_next(d->lx);
+    if (t == LMDB_JSON_OBJECT_END) break;
+    if (t != LMDB_JSON_STRING) return 0;
+    lua_pushlstring(L, d->lx->tok.ptr, d->lx->tok.len);
+    if (!decode_value(L, d->lx, lmdb_json_next(d->lx), d->array_mt)) return 0;
+    lua_rawset(L, -3);
+  }
+  /* fallback(attr, av, name) */
+  dec_hook(d, "fallback");
+  lua_insert(L, -2);
+  lua_rawgeti(L, entry, 4);
+  lua_insert(L, -2);
+  lua_rawgeti(L, entry, 2);
+  lua_call(L, 3, 1);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return DEC_ABSENT;
+  }
+  return 1;
+}
+
+static int expect_object_end(item_decoder *d, int r) {
+  if (r == 0) return 0;
+  if (lmdb_json_next(d->lx) != LMDB_JSON_OBJECT_END) {
+    if (r == 1) lua_pop(d->L, 1);
+    return 0;
+  }
+  return r;
+}
+
+/* One attribute value (its first token t) with the entry at stack index
+** entry: pushes the value (1), nothing for NULL (DEC_ABSENT), or 0. */
+static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
+  lua_State *L = d->L;
+  lmdb_json_lexer *lx = d->lx;
+  int code, r = 1;
+  char letter[8];
+  size_t llen;
+  if (t != LMDB_JSON_OBJECT_START) return 0;
+  if (lmdb_json_next(lx) != LMDB_JSON_STRING || lx->tok.len >= sizeof letter) return 0;
+  llen = lx->tok.len;
+  memcpy(letter, lx->tok.ptr, llen);
+  letter[llen] = '\0';
+  lua_rawgeti(L, entry, 1);
+  code = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  t = lmdb_json_next(lx);
+  if (code != DEC_FALLBACK && strcmp(letter, "NULL") == 0 && t == LMDB_JSON_TRUE)
+    return expect_object_end(d, DEC_ABSENT);
+  switch (code) {
+    case DEC_S:
+      if (strcmp(letter, "S") || t != LMDB_JSON_STRING) break;
+      lua_pushlstring(L, lx->tok.ptr, lx->tok.len);
+      return expect_object_end(d, 1);
+    case DEC_N:
+      if (strcmp(letter, "N") || t != LMDB_JSON_STRING) break;
+      if (!dec_number_fast(L, lx->tok.ptr, lx->tok.len)) {
+        dec_hook(d, "number");
+        lua_pushlstring(L, lx->tok.ptr, lx->tok.len);
+        lua_call(L, 1, 1);
+        if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
+      }
+      return expect_object_end(d, 1);
+    case DEC_BOOL:
+      if (strcmp(letter, "BOOL") || (t != LMDB_JSON_TRUE && t != LMDB_JSON_FALSE)) break;
+      lua_pushboolean(L, t == LMDB_JSON_TRUE);
+      return expect_object_end(d, 1);
+    case DEC_DATETIME: {
+      int64_t sec;
+      int usec;
+      if (strcmp(letter, "S") || t != LMDB_JSON_STRING) break;
+      if (!dec_datetime(lx->tok.ptr, lx->tok.len, &sec, &usec)) return 0;
+      lua_createtable(L, 0, 2);
+      lua_getfield(L, d->hooks, "k_sec");
+      push_int64(L, sec);
+      lua_rawset(L, -3);
+      lua_getfield(L, d->hooks, "k_usec");
+      lua_pushinteger(L, usec);
+      lua_rawset(L, -3);
+      lua_getfield(L, d->hooks, "dt_mt");
+      lua_setmetatable(L, -2);
+      return expect_object_end(d, 1);
+    }
+    case DEC_SS: {
+      int n = 0, members;
+      if (strcmp(letter, "SS") || t != LMDB_JSON_ARRAY_START) break;
+      lua_createtable(L, 0, 3);
+      lua_createtable(L, 0, 4);
+      members = lua_gettop(L);
+      for (;;) {
+        t = lmdb_json_next(lx);
+        if (t == LMDB_JSON_ARRAY_END) break;
+        if (t != LMDB_JSON_STRING) { lua_pop(L, 2); return 0; }
+        lua_pushlstring(L, lx->tok.ptr, lx->tok.len);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, members);
+        if (lua_isnil(L, -1)) {
+          lua_pop(L, 1);
+          lua_pushvalue(L, -1);
+          lua_rawset(L, members);
+          n++;
+        } else {
+          lua_pop(L, 2);
+        }
+      }
+      lua_getfield(L, d->hooks, "k_members");
+      lua_insert(L, -2);
+      lua_rawset(L, -3);
+      lua_getfield(L, d->hooks, "k_size");
+      lua_pushinteger(L, n);
+      lua_rawset(L, -3);
+      if (n > 0) {
+        lua_getfield(L, d->hooks, "k_kind");
+        lua_pushliteral(L, "string");
+        lua_rawset(L, -3);
+      }
+      lua_getfield(L, d->hooks, "set_mt");
+      lua_setmetatable(L, -2);
+      return expect_object_end(d, 1);
+    }
+    case DEC_MAP:
+      if (strcmp(letter, "M") || t != LMDB_JSON_OBJECT_START) break;
+      lua_rawgeti(L, entry, 3);
+      r = dec_object(d, lua_gettop(L));
+      lua_remove(L, r ? -2 : -1);
+      return expect_object_end(d, r);
+    case DEC_LIST: {
+      int i = 0, elem;
+      if (strcmp(letter, "L") || t != LMDB_JSON_ARRAY_START) break;
+      luaL_checkstack(L, 8, "lunamodb: nesting too deep");
+      lua_rawgeti(L, entry, 3);
+      elem = lua_gettop(L);
+      lua_createtable(L, 4, 0);
+      lua_pushvalue(L, d->array_mt);
+      lua_setmetatable(L, -2);
+      for (;;) {
+        t = lmdb_json_next(lx);
+        if (t == LMDB_JSON_ARRAY_END) break;
+        r = dec_attr(d, elem, t);
+        if (r == 0) { lua_pop(L, 2); return 0; }
+        if (r == DEC_ABSENT) lua_getfield(L, d->hooks, "null");
+        lua_rawseti(L, -2, ++i);
+      }
+      lua_remove(L, elem);
+      return expect_object_end(d, 1);
+    }
+    default:
+      break;
+  }
+  return dec_fallback(d, entry, letter, llen, t);
+}
+
+/* A map level (an item or a typed map) whose OBJECT_START was read: pushes the
+** table of its values. Returns 1, or 0 with nothing pushed. */
+static int dec_object(item_decoder *d, int spec) {
+  lua_State *L = d->L;
+  lmdb_json_lexer *lx = d->lx;
+  int out, keep, r;
+  lmdb_json_token t;
+  luaL_checkstack(L, 12, "lunamodb: nesting too deep");
+  lua_rawgeti(L, spec, 1);
+  keep = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 12);
+  out = lua_gettop(L);
+  for (;;) {
+    t = lmdb_json_next(lx);
+    if (t == LMDB_JSON_OBJECT_END) return 1;
+    if (t != LMDB_JSON_STRING) break;
+    lua_pushlstring(L, lx->tok.ptr, lx->tok.len);         /* wire name */
+    lua_pushvalue(L, -1);
+    lua_rawget(L, spec);                                  /* entry */
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      t = lmdb_json_next(lx);
+      if (!keep) {
+        lua_pop(L, 1);
+        if (lmdb_json_skip(lx, t) != 0) break;
+        continue;
+      }
+      dec_hook(d, "dynamic");                             /* dynamic(av, name) */
+      if (!decode_value(L, lx, t, d->array_mt)) break;
+      lua_pushvalue(L, -3);
+      lua_call(L, 2, 1);
+      lua_rawset(L, out);
+      continue;
+    }
+    r = dec_attr(d, lua_gettop(L), lmdb_json_next(lx));
+    if (r == 0) break;
+    if (r == DEC_ABSENT) {
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_rawgeti(L, -2, 2);                                /* name */
+    lua_insert(L, -2);
+    lua_rawset(L, out);
+    lua_pop(L, 2);
+  }
+  lua_settop(L, out - 1);
+  return 0;
+}
+
+/* An array of items (its ARRAY_START read): pushes the list. */
+static int dec_item_list(item_decoder *d, int spec) {
+  lua_State *L = d->L;
+  int i = 0;
+  lua_createtable(L, 16, 0);
+  lua_pushvalue(L, d->array_mt);
+  lua_setmetatable(L, -2);
+  for (;;) {
+    lmdb_json_token t = lmdb_json_next(d->lx);
+    if (t == LMDB_JSON_ARRAY_END) return 1;
+    if (t != LMDB_JSON_OBJECT_START || !dec_object(d, spec)) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    lua_rawseti(L, -2, ++i);
+  }
+}
+
+static int core_decode_items(lua_State *L) {
+  core_state *st = get_state(L);
+  lmdb_json_lexer *lx = &st->item_lexer;
+  lmdb_str s = check_str(L, 1);
+  const char *mode = luaL_checkstring(L, 3);
+  lmdb_str field = check_str(L, 4);
+  item_decoder d;
+  int ok = 1, out, spec = 2;
+  lmdb_json_token t;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  lua_settop(L, 5);
+  lua_pushvalue(L, ARRAY_MT_UPVALUE);
+  d.L = L;
+  d.lx = lx;
+  d.hooks = 5;
+  d.array_mt = 6;
+  lmdb_json_lexer_init(lx, s.ptr, s.len, JSON_MAX_DEPTH);
+  if (lmdb_json_next(lx) != LMDB_JSON_OBJECT_START) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 4);
+  out = lua_gettop(L);
+  while (ok) {
+    t = lmdb_json_next(lx);
+    if (t == LMDB_JSON_OBJECT_END) break;
+    if (t != LMDB_JSON_STRING) { ok = 0; break; }
+    lua_pushlstring(L, lx->tok.ptr, lx->tok.len);
+    t = lmdb_json_next(lx);
+    if (lua_rawlen(L, -1) == field.len && memcmp(lua_tostring(L, -1), field.ptr, field.len) == 0) {
+      if (strcmp(mode, "list") == 0)
+        ok = t == LMDB_JSON_ARRAY_START && dec_item_list(&d, spec);
+      else if (strcmp(mode, "item") == 0)
+        ok = t == LMDB_JSON_OBJECT_START && dec_object(&d, spec);
+      else if (strcmp(mode, "tables") == 0 && t == LMDB_JSON_OBJECT_START) {
+        lua_createtable(L, 0, 1);
+        for (;;) {
+          t = lmdb_json_next(lx);
+          if (t == LMDB_JSON_OBJECT_END) break;
+          if (t != LMDB_JSON_STRING) { ok = 0; break; }
+          lua_pushlstring(L, lx->tok.ptr, lx->tok.len);
+          if (lmdb_json_next(lx) != LMDB_JSON_ARRAY_START || !dec_item_list(&d, spec)) {
+            ok = 0;
+            break;
+          }
+          lua_rawset(L, -3);
+        }
+      }
+      else
+        ok = 0;
+    }
+    else
+      ok = decode_value(L, lx, t, d.array_mt);
+    if (ok)
+      lua_rawset(L, out);
+  }
+  if (ok && lmdb_json_next(lx) != LMDB_JSON_END)
+    ok = 0;
+  if (lx->scratch.cap > 1 << 20)
+    lmdb_buf_free(&lx->scratch);
+  if (!ok) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_settop(L, out);
   return 1;
 }
 
@@ -1570,6 +2005,7 @@ static const luaL_Reg core_functions[] = {
   {"json_encode", core_json_encode},
   {"json_decode", core_json_decode},
   {"json_valid", core_json_valid},
+  {"decode_items", core_decode_items},
   {"paginated", core_paginated},
   {"paginate_next", core_paginate_next},
   {"batch_write_bodies", core_batch_write_bodies},
@@ -1652,6 +2088,7 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   memset(st, 0, sizeof *st);
   lmdb_buf_init(&st->out);
   lmdb_buf_init(&st->lexer.scratch);
+  lmdb_buf_init(&st->item_lexer.scratch);
   luaL_newmetatable(L, MT_STATE);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");

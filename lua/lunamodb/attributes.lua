@@ -1186,6 +1186,64 @@ function M.deserialize_item(T, item, opts)
   return out
 end
 
+------------------------------------------------ the core's fast item decoder
+
+-- core.decode_items decodes the items of a response straight into values, guided by a spec
+-- built once per schema (see csrc/lmdb.c). Only the built-in classes get fast codes; any
+-- other attribute, and any stored value of an unexpected shape, goes through the
+-- attribute's own decode (hooks.fallback), so the values are the same either way.
+local DECODE_CODE = { Unicode = 1, Number = 2, Boolean = 3, UnicodeSet = 4, UTCDateTime = 5 }
+
+local function builtin(a, kind)
+  local ctor = M[kind]
+  return a.kind == kind and type(ctor) == "table" and getmetatable(a) == ctor.class
+end
+
+local decode_entry
+
+-- The spec of one map level: the item's attributes or a typed map's fields.
+local function decode_level(list, keep_unknown)
+  local spec = { keep_unknown or false }
+  for _, a in ipairs(list) do spec[a.wire_name] = decode_entry(a) end
+  return spec
+end
+
+decode_entry = function(a)
+  local code, sub = 0, nil
+  if DECODE_CODE[a.kind] and builtin(a, a.kind) then
+    code = DECODE_CODE[a.kind]
+  elseif (builtin(a, "Map") and not a.raw) or builtin(a, "DynamicMap") then
+    code, sub = 6, decode_level(a.field_order, a.dynamic)
+  elseif builtin(a, "List") and a.of then
+    code, sub = 7, decode_entry(a.of)
+  end
+  return { code, a.name, sub, a }
+end
+
+local layout = values._layout
+M.DECODE_HOOKS = {
+  fallback = function(a, av, name) return a:decode(av, nil, name) end,
+  dynamic = function(av, name) return decode_dynamic(av, nil, name) end,
+  number = function(text) return (decode_number(text)) end,
+  null = null,
+  set_mt = layout.set_mt, k_members = layout.k_members, k_size = layout.k_size,
+  k_kind = layout.k_kind, dt_mt = layout.dt_mt, k_sec = layout.k_sec, k_usec = layout.k_usec,
+}
+
+-- Marks a response table whose items core.decode_items decoded into values.
+M.NATIVE = setmetatable({}, { __tostring = function() return "lunamodb.attributes.NATIVE" end })
+
+-- The decode spec of a schema (cached): its items keep names it does not declare.
+function M.decode_spec(T)
+  local info = M.info(T)
+  local spec = info.decode_spec
+  if not spec then
+    spec = decode_level(info.order, true)
+    info.decode_spec = spec
+  end
+  return spec
+end
+
 -- The Key map for a hash (and range) value.
 function M.serialize_key(T, hash, range)
   local info = M.info(T)

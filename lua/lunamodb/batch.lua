@@ -21,6 +21,7 @@ local setmetatable, type, tostring, pairs, ipairs, error, pcall =
   setmetatable, type, tostring, pairs, ipairs, error, pcall
 local format, concat = string.format, table.concat
 local json_encode, json_decode = core.json_encode, core.json_decode
+local NATIVE = require("lunamodb.attributes").NATIVE
 
 local I = model._internal
 local M = {}
@@ -52,8 +53,7 @@ local function send(client, operation, kind, body, max_attempts, on_response)
     attempt = attempt + 1
     local text, err = client:call_raw(operation, body)
     if not text then return nil, err, body end
-    local out = json_decode(text)
-    if on_response then on_response(out) end
+    if on_response then on_response(text) end
     local nxt, why = core.batch_unprocessed(kind, text)
     if nxt == nil then
       -- an unreadable answer: whether anything was applied is unknown
@@ -272,6 +272,7 @@ function M.get(cls, keys, opts)
   end)
   local data, root, values_of = plan.data, plan.root, plan.values_of
   local client = I.client_of(data)
+  local decode = I.response_decoder(data, "tables", "Responses")
   local queue, head, tail, b = {}, 1, 0, 0
   local failure = nil                  -- raised once the items already read are out
   return function()
@@ -290,10 +291,17 @@ function M.get(cls, keys, opts)
       b = b + 1
       local body = plan.bodies[b]
       if not body then return nil end
-      local ok, err, left = send(client, "BatchGetItem", "get", body, plan.max_attempts, function(out)
-        for _, wire in ipairs(out.Responses and out.Responses[root.table_name] or {}) do
-          local item, lerr = I.load_item(cls, data, wire, plan.partial)
-          if not item then error(lerr, 0) end
+      local ok, err, left = send(client, "BatchGetItem", "get", body, plan.max_attempts, function(text)
+        local out = decode(text) or {}
+        local native = out[NATIVE]
+        for _, found in ipairs(out.Responses and out.Responses[root.table_name] or {}) do
+          local item, lerr
+          if native then
+            item = I.load_values(cls, data, found, plan.partial)
+          else
+            item, lerr = I.load_item(cls, data, found, plan.partial)
+            if not item then error(lerr, 0) end
+          end
           tail = tail + 1
           queue[tail] = item
         end

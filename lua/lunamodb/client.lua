@@ -353,6 +353,13 @@ function Client:call(operation, params)
   return run(self, operation, encode_params("call", operation, params), json_decode)
 end
 
+-- call with the response decoded by decode(text) -> value | nil, message instead of
+-- json_decode (the models' item decoders). For lunamodb's own modules.
+function Client:call_decoded(operation, params, decode)
+  check_operation("call", operation)
+  return run(self, operation, encode_params("call", operation, params), decode)
+end
+
 -- An iterator over the decoded response pages of any paginated operation
 -- (core.paginated: Query, Scan, ListTables, ListBackups, ListTagsOfResource,
 -- ListExports, ListImports, ListContributorInsights, ListGlobalTables,

@@ -26,6 +26,9 @@ local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, r
 local type, tostring, pairs, ipairs, next, error, select = type, tostring, pairs, ipairs, next, error, select
 local format, concat, sort = string.format, table.concat, table.sort
 local floor = math.floor
+local pcall = pcall
+local json_decode, decode_items = core.json_decode, core.decode_items
+local NATIVE, DECODE_HOOKS = A.NATIVE, A.DECODE_HOOKS
 
 local M = {}
 
@@ -504,15 +507,68 @@ local function load_item(cls, data, wire, partial)
   return fill(new_item(idata), idata, icls, values, partial)
 end
 
--- Replaces an item's values with a stored item's (refresh, update).
-local function reload(item, data, cls, wire)
-  local icls, idata = stored_class(cls, data, wire)
-  if not icls then return nil, idata end
-  if icls ~= cls then return nil, wrong_class(icls, data) end
-  local values, err = decode(idata, wire)
-  if not values then return nil, err end
+-- Replaces an item's values with a stored item's (refresh, update). native: the core
+-- decoded it into values already (response_decoder).
+local function reload(item, data, cls, wire, native)
+  local values, err
+  if native then
+    values = wire
+  else
+    local icls, idata = stored_class(cls, data, wire)
+    if not icls then return nil, idata end
+    if icls ~= cls then return nil, wrong_class(icls, data) end
+    values, err = decode(idata, wire)
+    if not values then return nil, err end
+  end
   for k in pairs(item) do rawset(item, k, nil) end
   return fill(item, data, cls, values, false)
+end
+
+-- An item from values the core decoded (response_decoder).
+local function load_values(cls, data, values, partial)
+  return fill(new_item(data), data, cls, values, partial)
+end
+
+-- A decoder of responses carrying items of this class, for client:call_decoded and
+-- pagination: the core decodes the items under `field` (mode "item", "list" or "tables",
+-- see core.decode_items) straight into values and marks the response [NATIVE]; when it
+-- cannot (a polymorphic model, whose items each name their class; a stored value the
+-- schema cannot read), the response is decoded generically and its items go through
+-- load_item, which reports what is wrong. Cached per class.
+local function response_decoder(data, mode, field)
+  local cache = data.decoders
+  if not cache then
+    cache = {}
+    data.decoders = cache
+  end
+  local key = mode .. ":" .. field
+  local dec = cache[key]
+  if dec then return dec end
+  if data.info.discriminator then
+    dec = json_decode
+  else
+    local spec = A.decode_spec(data.schema)
+    dec = function(text)
+      local ok, out = pcall(decode_items, text, spec, mode, field, DECODE_HOOKS)
+      if ok and out then
+        out[NATIVE] = true
+        return out
+      end
+      return json_decode(text)
+    end
+  end
+  cache[key] = dec
+  return dec
+end
+
+-- A call whose response carries items of this class (a client given as the `client`
+-- option needs only `call`).
+local function call_items(data, operation, params, mode, field)
+  local client = client_of(data)
+  if client.call_decoded then
+    return client:call_decoded(operation, params, response_decoder(data, mode, field))
+  end
+  return client:call(operation, params)
 end
 
 function ClassMethods.from_table(cls, t)
@@ -641,7 +697,7 @@ function ClassMethods.get(cls, hash, range, opts)
     s:apply(params)
     partial = true
   end
-  local out, err = client_of(data):call("GetItem", params)
+  local out, err = call_items(data, "GetItem", params, "item", "Item")
   if not out then return nil, err end
   if not out.Item then
     return nil, errors.new {
@@ -649,6 +705,7 @@ function ClassMethods.get(cls, hash, range, opts)
       message = format("%s item does not exist", data.display),
     }
   end
+  if out[NATIVE] then return load_values(cls, data, out.Item, partial) end
   return load_item(cls, data, out.Item, partial)
 end
 
@@ -776,9 +833,9 @@ function ItemMethods.update(item, actions, opts)
   opts = check_call_options(opts, UPDATE_OPTIONS, what)
   local params = update_request(item, actions, opts, what, 3)
   params.ReturnValues = "ALL_NEW"
-  local out, err = client_of(data):call("UpdateItem", params)
+  local out, err = call_items(data, "UpdateItem", params, "item", "Attributes")
   if not out then return nil, err end
-  local ok, rerr = reload(item, data, cls, out.Attributes or {})
+  local ok, rerr = reload(item, data, cls, out.Attributes or {}, out[NATIVE])
   if not ok then return nil, rerr end
   return item
 end
@@ -801,10 +858,10 @@ local REFRESH_OPTIONS = set_of("consistent_read")
 function ItemMethods.refresh(item, opts)
   local data, cls = item_data(item, "refresh")
   opts = check_call_options(opts, REFRESH_OPTIONS, data.display .. ":refresh")
-  local out, err = client_of(data):call("GetItem", {
+  local out, err = call_items(data, "GetItem", {
     TableName = data.table_name, Key = key_of(data, item),
     ConsistentRead = opts.consistent_read and true or false,
-  })
+  }, "item", "Item")
   if not out then return nil, err end
   if not out.Item then
     return nil, errors.new {
@@ -812,7 +869,7 @@ function ItemMethods.refresh(item, opts)
       message = format("%s item does not exist in the table", data.display),
     }
   end
-  return reload(item, data, cls, out.Item)
+  return reload(item, data, cls, out.Item, out[NATIVE])
 end
 
 --------------------------------------------------------- table lifecycle
@@ -1183,11 +1240,12 @@ local function read(cls, idx, operation, hash, opts, where)
   if cf then filter = filter and (filter * cf) or cf end
   if filter then params.FilterExpression = s:condition(filter, where .. ": filter") end
   -- resume keys: the table's keys and the index's
-  local key_names, seen = {}, {}
+  local key_names, key_attrs, seen = {}, {}, {}
   local function key(a)
     if a and not seen[a.wire_name] then
       seen[a.wire_name] = true
       key_names[#key_names + 1] = a.wire_name
+      key_attrs[#key_attrs + 1] = a
     end
   end
   key(info.hash_key); key(info.range_key)
@@ -1204,6 +1262,16 @@ local function read(cls, idx, operation, hash, opts, where)
     limit = opts.limit, page_size = opts.page_size, exclusive_start_key = start,
     rate_limit = opts.rate_limit, limiter = opts.limiter, key_names = key_names,
     map = function(wire) return load_item(cls, data, wire, partial) end,
+    decode = response_decoder(data, "list", "Items"),
+    map_native = function(values) return load_values(cls, data, values, partial) end,
+    key_of_native = function(values)
+      local k = {}
+      for i = 1, #key_attrs do
+        local a = key_attrs[i]
+        k[a.wire_name] = a:serialize(values[a.name])
+      end
+      return k
+    end,
   }
 end
 
@@ -1445,6 +1513,7 @@ end
 M._internal = {
   classes = classes, item_data = item_data, class_data = class_data, client_of = client_of,
   key_of = key_of, load_item = load_item, save_request = save_request,
+  load_values = load_values, response_decoder = response_decoder,
   update_request = update_request, delete_request = delete_request,
   check_call_options = check_call_options, set_of = set_of, with_keys = with_keys,
   check_condition = check_condition, raise_misuse = raise_misuse, key_id = key_id,

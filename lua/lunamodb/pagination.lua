@@ -14,6 +14,7 @@ local core = require "lunamodb.core"
 local setmetatable, type, error, tostring, rawget = setmetatable, type, error, tostring, rawget
 local floor, huge = math.floor, math.huge
 local json_encode, json_decode = core.json_encode, core.json_decode
+local NATIVE = require("lunamodb.attributes").NATIVE
 local paginate_next, monotonic_ms = core.paginate_next, core.monotonic_ms
 
 local M = {}
@@ -37,7 +38,10 @@ end
 Results.__index = function(self, k)
   if k == "last_evaluated_key" then
     local item = rawget(self, "_item")
-    if item then return key_of(self, item) end
+    if item then
+      if rawget(self, "_item_native") then return self.key_of_native(item) end
+      return key_of(self, item)
+    end
     return rawget(self, "_lek")
   end
   return Results[k]
@@ -75,7 +79,8 @@ local function fetch(self)
   rate_wait(self)
   local text, err = self.client:call_raw(self.operation, self.body)
   if not text then error(err, 0) end
-  local page, jerr = json_decode(text)
+  local page, jerr
+  if self.decode then page, jerr = self.decode(text) else page, jerr = json_decode(text) end
   if page == nil then
     error(require("lunamodb.errors").new {
       kind = "transport", operation = self.operation, code = "SerializationError",
@@ -96,6 +101,7 @@ local function fetch(self)
     rate_consume(self, info.capacity)
   end
   self._lek, self._item = page.LastEvaluatedKey, nil
+  self.native = page[NATIVE] == true
   return page
 end
 
@@ -104,7 +110,9 @@ end
 -- (Limit per request; defaults to limit), exclusive_start_key (wire),
 -- rate_limit (read units per second) or limiter (a shared M.limiter),
 -- map (wire item -> value or nil, err),
--- key_names (wire names forming a resume key: table and index keys).
+-- key_names (wire names forming a resume key: table and index keys);
+-- decode (response text -> page, its items maybe values: page[attributes.NATIVE]), then
+-- map_native (values -> value or nil, err) and key_of_native (values -> wire resume key).
 function M.new(opts)
   local params = opts.params
   local limit = opts.limit
@@ -116,6 +124,8 @@ function M.new(opts)
     client = opts.client, operation = opts.operation,
     body = json_encode(params),
     limit = limit or huge, map = opts.map, key_names = opts.key_names,
+    decode = opts.decode, map_native = opts.map_native, key_of_native = opts.key_of_native,
+    native = false,
     limiter = opts.limiter or (opts.rate_limit and M.limiter(opts.rate_limit)),
     page = nil, pos = 0,
     total_count = 0, scanned_count = 0, consumed_capacity = 0, pages_fetched = 0,
@@ -135,8 +145,10 @@ function Results:next()
       local wire = page[pos]
       self.total_count = self.total_count + 1
       self._item = pos < n and wire or nil
+      self._item_native = self.native
       if self.map then
-        local v, err = self.map(wire)
+        local v, err
+        if self.native then v, err = self.map_native(wire) else v, err = self.map(wire) end
         if v == nil then error(err, 0) end
         return v
       end
@@ -177,13 +189,14 @@ function Results:pages()
     local left = self.limit - self.total_count
     if n > left then
       n = left
-      self._item = raw[n]
+      self._item, self._item_native = raw[n], self.native
     end
+    local map = self.native and self.map_native or self.map
     for i = 1, n do
       local v = raw[i]
-      if self.map then
+      if map then
         local err
-        v, err = self.map(v)
+        v, err = map(v)
         if v == nil then error(err, 0) end
       end
       items[i] = v

@@ -1010,4 +1010,10 @@ function M.parse_datetime_wire(s)
     Datetime)
 end
 
+-- For the core's item codecs (attributes.lua): how sets and datetimes are laid out.
+M._layout = {
+  set_mt = Set, k_members = K_MEMBERS, k_size = K_SIZE, k_kind = K_KIND,
+  dt_mt = Datetime, k_sec = K_SEC, k_usec = K_USEC, k_iso = K_ISO,
+}
+
 return M
