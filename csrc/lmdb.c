@@ -22,6 +22,7 @@
 #define JSON_MAX_DEPTH 128
 
 #define MT_STATE    "lunamodb.core_state"
+#define MT_RAW_JSON "lunamodb.raw_json"
 #define MT_SIGNER   "lunamodb.signer"
 #define MT_POLICY   "lunamodb.retry_policy"
 #define MT_HTTP     "lunamodb.http"
@@ -178,6 +179,8 @@ typedef struct core_state {
   encoder enc;
   lmdb_json_lexer lexer;      /* its scratch buffer is reused */
   lmdb_json_lexer item_lexer; /* decode_items' own: its hooks may call json_decode */
+  lmdb_buf item_out;          /* encode_item's own output and encoder: its hooks may */
+  encoder item_enc;           /* call json_encode or base64_encode (which use out) */
 } core_state;
 
 static int state_gc(lua_State *L) {
@@ -185,6 +188,7 @@ static int state_gc(lua_State *L) {
   lmdb_buf_free(&st->out);
   lmdb_json_lexer_free(&st->lexer);
   lmdb_json_lexer_free(&st->item_lexer);
+  lmdb_buf_free(&st->item_out);
   return 0;
 }
 
@@ -249,10 +253,27 @@ static void encode_table(encoder *e, int idx) {
     encode_error(e, "nesting deeper than 128 levels (or a cycle)");
   luaL_checkstack(L, 6, "lunamodb.json: nesting too deep");
   if (lua_getmetatable(L, idx)) {
-    int is_array = lua_rawequal(L, -1, e->array_mt);
+    int is_array = lua_rawequal(L, -1, e->array_mt), is_raw = 0;
+    if (!is_array) {
+      luaL_getmetatable(L, MT_RAW_JSON);
+      is_raw = lua_rawequal(L, -1, -2);
+      lua_pop(L, 1);
+    }
     lua_pop(L, 1);
     if (is_array) {
       encode_array(e, idx, lua_rawlen(L, idx));
+      return;
+    }
+    if (is_raw) {                                 /* core.raw_json: JSON text as is */
+      size_t n;
+      const char *text;
+      lua_rawgeti(L, idx, 1);
+      text = lua_tolstring(L, -1, &n);
+      if (text == NULL)
+        encode_error(e, "a raw JSON value holds no text");
+      if (lmdb_buf_append(e->out, text, n) != 0)
+        encode_error(e, "not enough memory");
+      lua_pop(L, 1);
       return;
     }
   }
@@ -869,6 +890,377 @@ static int core_decode_items(lua_State *L) {
     return 1;
   }
   lua_settop(L, out);
+  return 1;
+}
+
+/* ------------------------------------------- schema-directed item encode */
+
+/*
+** core.encode_item(values, spec, hooks) -> the JSON text of a model item's
+** DynamoDB attribute map, written straight from its values, or nil when the
+** fast path does not take it (then A.serialize_item does, and raises the
+** precise error for a value that is wrong). spec: an array, in attribute
+** order, of { code, name, wire_json ('"wire":'), sub, attr, null_ok, is_key,
+** has_default }; a typed map's sub is such an array of its fields, a list's
+** sub the entry of its elements. Codes as for decode_items. hooks:
+** encode(attr, value, name) -> attribute value table or nil (the attribute's
+** own encode), encode_number(v) -> text or nil, null, set_mt, k_members,
+** k_size, k_kind, dt_mt, k_sec, k_usec, k_iso. It gives up on: a missing
+** value that is not null_ok, keys the schema does not declare, an empty key,
+** invalid UTF-8, a number encode_number refuses, a set of other members, a
+** list with holes, and items over 400 KB of JSON.
+*/
+#define ENC_MAX_JSON (400 * 1024)
+
+typedef struct item_encoder {
+  encoder *e;
+  int hooks;
+} item_encoder;
+
+#define ENC_PUT(e, s) do { if (lmdb_buf_puts((e)->out, (s)) != 0) encode_error((e), "not enough memory"); } while (0)
+#define ENC_PUTN(e, s, n) do { if (lmdb_buf_append((e)->out, (s), (n)) != 0) encode_error((e), "not enough memory"); } while (0)
+
+static void civil_from_days(int64_t z, int *y, int *m, int *d) {
+  int64_t era, yy;
+  unsigned doe, yoe, doy, mp;
+  z += 719468;
+  era = (z >= 0 ? z : z - 146096) / 146097;
+  doe = (unsigned)(z - era * 146097);
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  yy = (int64_t)yoe + era * 400;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = (int)(yy + (*m <= 2));
+}
+
+static int enc_string(item_encoder *ie, int idx, int nonempty) {
+  size_t len;
+  const char *s = lua_tolstring(ie->e->L, idx, &len);
+  int rc;
+  if (nonempty && len == 0) return 0;
+  rc = lmdb_json_put_string(ie->e->out, s, len);
+  if (rc == -1) encode_error(ie->e, "not enough memory");
+  return rc == 0;
+}
+
+/* Writes the N text of the number at idx (quoted), or returns 0. */
+static int enc_number(item_encoder *ie, int idx) {
+  lua_State *L = ie->e->L;
+  char tmp[40];
+  int n = -1;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+#ifndef LMDB_NO_INTEGERS
+    if (lua_isinteger(L, idx))
+      n = snprintf(tmp, sizeof tmp, "\"%lld\"", (long long)lua_tointeger(L, idx));
+#else
+    lua_Number v = lua_tonumber(L, idx);
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0)
+      n = v == 0 ? snprintf(tmp, sizeof tmp, "\"0\"") : snprintf(tmp, sizeof tmp, "\"%.0f\"", (double)v);
+#endif
+  }
+  if (n > 0) {
+    ENC_PUTN(ie->e, tmp, (size_t)n);
+    return 1;
+  }
+  lua_getfield(L, ie->hooks, "encode_number");
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 1);
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  n = enc_string(ie, lua_gettop(L), 1);
+  lua_pop(L, 1);
+  return n;
+}
+
+static int has_metatable(lua_State *L, int idx, int hooks, const char *which) {
+  int same;
+  if (!lua_getmetatable(L, idx)) return 0;
+  lua_getfield(L, hooks, which);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same;
+}
+
+typedef struct { const char *s; size_t n; } enc_member;
+
+static int member_cmp(const void *a, const void *b) {
+  const enc_member *x = (const enc_member *)a, *y = (const enc_member *)b;
+  size_t n = x->n < y->n ? x->n : y->n;
+  int c = memcmp(x->s, y->s, n);
+  if (c != 0) return c;
+  return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* A string set: its members sorted bytewise, as set:items() gives them. */
+static int enc_string_set(item_encoder *ie, int idx) {
+  lua_State *L = ie->e->L;
+  enc_member small[16], *m = small;
+  lua_Integer size;
+  int members, i = 0, k;
+  lua_getfield(L, ie->hooks, "k_size");
+  lua_rawget(L, idx);
+  size = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (size <= 0) return 2;                               /* empty: absent */
+  lua_getfield(L, ie->hooks, "k_kind");
+  lua_rawget(L, idx);
+  k = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "string") == 0;
+  lua_pop(L, 1);
+  if (!k || size > 100000) return 0;
+  lua_getfield(L, ie->hooks, "k_members");
+  lua_rawget(L, idx);
+  members = lua_gettop(L);
+  if (size > 16)
+    m = (enc_member *)lua_newuserdatauv(L, (size_t)size * sizeof *m, 0);
+  lua_pushnil(L);
+  while (lua_next(L, members)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING || i >= size) { lua_settop(L, members - 1); return 0; }
+    m[i].s = lua_tolstring(L, -1, &m[i].n);              /* anchored in members */
+    i++;
+  }
+  if (i != size) { lua_settop(L, members - 1); return 0; }
+  qsort(m, (size_t)i, sizeof *m, member_cmp);
+  ENC_PUT(ie->e, "{\"SS\":[");
+  for (k = 0; k < i; k++) {
+    int rc;
+    if (k) ENC_PUT(ie->e, ",");
+    rc = lmdb_json_put_string(ie->e->out, m[k].s, m[k].n);
+    if (rc != 0) { lua_settop(L, members - 1); return 0; }
+  }
+  ENC_PUT(ie->e, "]}");
+  lua_settop(L, members - 1);
+  return 1;
+}
+
+static int enc_datetime(item_encoder *ie, int idx) {
+  lua_State *L = ie->e->L;
+  char tmp[48];
+  int64_t sec, days, rem;
+  lua_Integer usec;
+  int y, mo, d, n;
+  lua_getfield(L, ie->hooks, "k_iso");
+  lua_rawget(L, idx);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    ENC_PUT(ie->e, "{\"S\":");
+    n = enc_string(ie, lua_gettop(L), 1);
+    lua_pop(L, 1);
+    ENC_PUT(ie->e, "}");
+    return n;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, ie->hooks, "k_sec");
+  lua_rawget(L, idx);
+  lua_getfield(L, ie->hooks, "k_usec");
+  lua_rawget(L, idx);
+  if (lua_type(L, -1) != LUA_TNUMBER || lua_type(L, -2) != LUA_TNUMBER) { lua_pop(L, 2); return 0; }
+  sec = (int64_t)lua_tonumber(L, -2);
+  usec = (lua_Integer)lua_tonumber(L, -1);
+  lua_pop(L, 2);
+  if (usec < 0 || usec > 999999) return 0;
+  days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400);
+  rem = sec - days * 86400;
+  civil_from_days(days, &y, &mo, &d);
+  if (y < 1 || y > 9999) return 0;
+  n = snprintf(tmp, sizeof tmp, "{\"S\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06d+0000\"}", y, mo, d,
+               (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60), (int)usec);
+  ENC_PUTN(ie->e, tmp, (size_t)n);
+  return 1;
+}
+
+static int enc_level(item_encoder *ie, int vals, int spec);
+
+/* The attribute value of the value at idx: 1 written, 2 absent (nothing
+** written), 0 give up. */
+static int enc_attr(item_encoder *ie, int entry, int idx) {
+  lua_State *L = ie->e->L;
+  int code, is_key, r;
+  lua_rawgeti(L, entry, 1);
+  code = (int)lua_tointeger(L, -1);
+  lua_rawgeti(L, entry, 7);
+  is_key = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  switch (code) {
+    case DEC_S:
+      if (lua_type(L, idx) != LUA_TSTRING) return 0;
+      ENC_PUT(ie->e, "{\"S\":");
+      if (!enc_string(ie, idx, is_key)) return 0;
+      ENC_PUT(ie->e, "}");
+      return 1;
+    case DEC_N:
+      ENC_PUT(ie->e, "{\"N\":");
+      if (!enc_number(ie, idx)) return 0;
+      ENC_PUT(ie->e, "}");
+      return 1;
+    case DEC_BOOL:
+      if (lua_type(L, idx) != LUA_TBOOLEAN) return 0;
+      ENC_PUT(ie->e, lua_toboolean(L, idx) ? "{\"BOOL\":true}" : "{\"BOOL\":false}");
+      return 1;
+    case DEC_SS:
+      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(L, idx, ie->hooks, "set_mt")) return 0;
+      return enc_string_set(ie, idx);
+    case DEC_DATETIME:
+      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(L, idx, ie->hooks, "dt_mt")) return 0;
+      return enc_datetime(ie, idx);
+    case DEC_MAP:
+      if (lua_type(L, idx) != LUA_TTABLE || lua_getmetatable(L, idx)) return 0;
+      if (ie->e->depth >= 32) return 0;
+      ENC_PUT(ie->e, "{\"M\":");
+      lua_rawgeti(L, entry, 4);
+      ie->e->depth++;
+      r = enc_level(ie, idx, lua_gettop(L));
+      ie->e->depth--;
+      lua_pop(L, 1);
+      if (!r) return 0;
+      ENC_PUT(ie->e, "}");
+      return 1;
+    case DEC_LIST: {
+      size_t n, i, count = 0;
+      int elem;
+      if (lua_type(L, idx) != LUA_TTABLE || ie->e->depth >= 32) return 0;
+      if (lua_getmetatable(L, idx)) {
+        int ok = lua_rawequal(L, -1, ie->e->array_mt);
+        lua_pop(L, 1);
+        if (!ok) return 0;
+      }
+      n = lua_rawlen(L, idx);
+      lua_pushnil(L);
+      while (lua_next(L, idx)) { lua_pop(L, 1); count++; }
+      if (count != n) return 0;
+      lua_rawgeti(L, entry, 4);
+      elem = lua_gettop(L);
+      ENC_PUT(ie->e, "{\"L\":[");
+      ie->e->depth++;
+      for (i = 1; i <= n; i++) {
+        if (i > 1) ENC_PUT(ie->e, ",");
+        lua_rawgeti(L, idx, (int)i);
+        lua_getfield(L, ie->hooks, "null");
+        if (lua_rawequal(L, -1, -2)) {
+          r = 2;
+        } else {
+          lua_pop(L, 1);
+          r = enc_attr(ie, elem, lua_gettop(L));
+          lua_pushnil(L);
+        }
+        lua_pop(L, 2);
+        if (r == 0) { ie->e->depth--; lua_settop(L, elem - 1); return 0; }
+        if (r == 2) ENC_PUT(ie->e, "{\"NULL\":true}");
+      }
+      ie->e->depth--;
+      lua_settop(L, elem - 1);
+      ENC_PUT(ie->e, "]}");
+      return 1;
+    }
+    default:
+      break;
+  }
+  /* the attribute's own encode: encode(attr, value, name) -> av or nil */
+  lua_getfield(L, ie->hooks, "encode");
+  lua_rawgeti(L, entry, 5);
+  lua_pushvalue(L, idx);
+  lua_rawgeti(L, entry, 2);
+  lua_call(L, 3, 1);
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return 2; }
+  if (lua_type(L, -1) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
+  encode_value(ie->e, lua_gettop(L));
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* An item or a typed map (the table at vals) as a JSON object. */
+static int enc_level(item_encoder *ie, int vals, int spec) {
+  lua_State *L = ie->e->L;
+  size_t n = lua_rawlen(L, spec), i, present = 0, count = 0;
+  int first = 1;
+  luaL_checkstack(L, 12, "lunamodb: nesting too deep");
+  ENC_PUT(ie->e, "{");
+  for (i = 1; i <= n; i++) {
+    int entry, v, r;
+    size_t mark;
+    lua_rawgeti(L, spec, (int)i);
+    entry = lua_gettop(L);
+    lua_rawgeti(L, entry, 2);
+    lua_rawget(L, vals);
+    v = lua_gettop(L);
+    if (lua_isnil(L, v)) {
+      int ok;
+      lua_rawgeti(L, entry, 6);                          /* null_ok */
+      lua_rawgeti(L, entry, 8);                          /* has_default */
+      ok = lua_toboolean(L, -2) && !lua_toboolean(L, -1);
+      lua_settop(L, entry - 1);
+      if (!ok) return 0;
+      continue;
+    }
+    present++;
+    mark = ie->e->out->len;
+    if (!first) ENC_PUT(ie->e, ",");
+    lua_rawgeti(L, entry, 3);                            /* '"wire":' */
+    {
+      size_t wl;
+      const char *w = lua_tolstring(L, -1, &wl);
+      ENC_PUTN(ie->e, w, wl);
+    }
+    lua_pop(L, 1);
+    r = enc_attr(ie, entry, v);
+    if (r == 0) return 0;
+    if (r == 2) {                                        /* absent: an empty set */
+      int ok;
+      lua_rawgeti(L, entry, 6);
+      ok = lua_toboolean(L, -1);
+      lua_settop(L, entry - 1);
+      if (!ok) return 0;
+      ie->e->out->len = mark;
+      continue;
+    }
+    first = 0;
+    lua_settop(L, entry - 1);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, vals)) { lua_pop(L, 1); count++; }
+  if (count != present) return 0;                        /* names it does not declare */
+  ENC_PUT(ie->e, "}");
+  return 1;
+}
+
+/* core.raw_json(text): a value core.json_encode writes as the JSON text it
+** holds (already encoded, e.g. by core.encode_item). */
+static int core_raw_json(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TSTRING);
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  luaL_setmetatable(L, MT_RAW_JSON);
+  return 1;
+}
+
+static int core_encode_item(lua_State *L) {
+  core_state *st = get_state(L);
+  encoder *e = &st->item_enc;
+  item_encoder ie;
+  int ok;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  e->L = L;
+  e->out = &st->item_out;
+  e->depth = 0;
+  lua_pushvalue(L, ARRAY_MT_UPVALUE);
+  e->array_mt = lua_gettop(L);
+  ie.e = e;
+  ie.hooks = 3;
+  lmdb_buf_reset(&st->item_out);
+  ok = enc_level(&ie, 1, 2) && st->item_out.len <= ENC_MAX_JSON;
+  if (ok)
+    push_buf(L, &st->item_out);
+  else
+    lua_pushnil(L);
+  if (st->item_out.cap > 1 << 20)
+    lmdb_buf_free(&st->item_out);
   return 1;
 }
 
@@ -2006,6 +2398,8 @@ static const luaL_Reg core_functions[] = {
   {"json_decode", core_json_decode},
   {"json_valid", core_json_valid},
   {"decode_items", core_decode_items},
+  {"encode_item", core_encode_item},
+  {"raw_json", core_raw_json},
   {"paginated", core_paginated},
   {"paginate_next", core_paginate_next},
   {"batch_write_bodies", core_batch_write_bodies},
@@ -2089,6 +2483,11 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   lmdb_buf_init(&st->out);
   lmdb_buf_init(&st->lexer.scratch);
   lmdb_buf_init(&st->item_lexer.scratch);
+  lmdb_buf_init(&st->item_out);
+  luaL_newmetatable(L, MT_RAW_JSON);
+  lua_pushliteral(L, "lunamodb.raw_json");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
   luaL_newmetatable(L, MT_STATE);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");

@@ -19,7 +19,8 @@ local core = require "lunamodb.core"
 local values = require "lunamodb.values"
 
 local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, rawget, rawset
-local type, tostring, pairs, ipairs, next, error, select = type, tostring, pairs, ipairs, next, error, select
+local type, tostring, pairs, ipairs, next, error, select, pcall = type, tostring, pairs, ipairs,
+  next, error, select, pcall
 local format, byte, char, sort, concat = string.format, string.byte, string.char, table.sort, table.concat
 local floor = math.floor
 local utf8_valid, b64encode, b64decode = core.utf8_valid, core.base64_encode, core.base64_decode
@@ -1242,6 +1243,71 @@ function M.decode_spec(T)
     info.decode_spec = spec
   end
   return spec
+end
+
+------------------------------------------------ the core's fast item encoder
+
+-- core.encode_item writes an item's JSON straight from its values, guided by a spec built
+-- once per schema (see csrc/lmdb.c). Only the built-in classes get fast codes; every other
+-- attribute goes through its own encode (hooks.encode); anything unexpected makes the core
+-- give up, and serialize_item then does the work (and raises the precise error).
+local encode_entry
+
+local function encode_level(list, is_item, keys)
+  local spec = {}
+  for i, a in ipairs(list) do
+    local e = encode_entry(a)
+    e[6] = a.null and true or false
+    e[7] = keys ~= nil and keys[a] or false
+    e[8] = not is_item and (a.default ~= nil or a.default_for_new ~= nil)
+    spec[i] = e
+  end
+  return spec
+end
+
+encode_entry = function(a)
+  local code, sub = 0, nil
+  if DECODE_CODE[a.kind] and builtin(a, a.kind) then
+    code = DECODE_CODE[a.kind]
+  elseif builtin(a, "Map") and not a.raw then
+    code, sub = 6, encode_level(a.field_order, false)
+  elseif builtin(a, "List") and a.of then
+    code, sub = 7, encode_entry(a.of)
+  end
+  return { code, a.name, core.json_encode(a.wire_name or a.name) .. ":", sub, a, false, false,
+    false }
+end
+
+M.ENCODE_HOOKS = {
+  encode = function(a, v, name) return a:encode(v, nil, name, 1) end,
+  encode_number = function(v) return (encode_number(v)) end,
+  null = null,
+  set_mt = layout.set_mt, k_members = layout.k_members, k_size = layout.k_size,
+  k_kind = layout.k_kind, dt_mt = layout.dt_mt, k_sec = layout.k_sec, k_usec = layout.k_usec,
+  k_iso = layout.k_iso,
+}
+
+-- The encode spec of a schema (cached).
+function M.encode_spec(T)
+  local info = M.info(T)
+  local spec = info.encode_spec
+  if not spec then
+    local keys = {}
+    if info.hash_key then keys[info.hash_key] = true end
+    if info.range_key then keys[info.range_key] = true end
+    spec = encode_level(info.order, true, keys)
+    info.encode_spec = spec
+  end
+  return spec
+end
+
+-- The item's JSON (its attribute map) from the core's fast encoder, or nil when it does not
+-- take it (serialize_item then does).
+local encode_item, ENCODE_HOOKS = core.encode_item, M.ENCODE_HOOKS
+function M.encode_item_json(T, vals)
+  local ok, text = pcall(encode_item, vals, M.encode_spec(T), ENCODE_HOOKS)
+  if ok then return text end
+  return nil
 end
 
 -- The Key map for a hash (and range) value.

@@ -29,6 +29,7 @@ local floor = math.floor
 local pcall = pcall
 local json_decode, decode_items = core.json_decode, core.decode_items
 local NATIVE, DECODE_HOOKS = A.NATIVE, A.DECODE_HOOKS
+local encode_item_json, raw_json = A.encode_item_json, core.raw_json
 
 local M = {}
 
@@ -744,14 +745,26 @@ local function save_request(item, opts, what, level)
   end
   local keep = opts.keep_unknown
   if keep == nil then keep = data.keep_unknown end
-  local ok, wire = pcall(A.serialize_item, data.schema, item)
-  if vattr then rawset(item, vattr.name, old_version) end
-  if not ok then error(wire, level) end
-  if keep and state.extra then
-    for k, v in pairs(state.extra) do
-      wire[k] = A.serialize_dynamic(v, k)
+  local extra = keep and state.extra
+  -- the core writes the item's JSON directly; anything it does not take (or stored
+  -- names kept alongside) goes through serialize_item, which raises what is wrong
+  local wire = not extra and encode_item_json(data.schema, item)
+  if wire then
+    wire = raw_json(wire)
+  else
+    local ok
+    ok, wire = pcall(A.serialize_item, data.schema, item)
+    if not ok then
+      if vattr then rawset(item, vattr.name, old_version) end
+      error(wire, level)
+    end
+    if extra then
+      for k, v in pairs(extra) do
+        wire[k] = A.serialize_dynamic(v, k)
+      end
     end
   end
+  if vattr then rawset(item, vattr.name, old_version) end
   local params = { TableName = data.table_name, Item = wire }
   local s = serializer.new()
   if cond then params.ConditionExpression = s:condition(cond) end
