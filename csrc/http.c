@@ -41,6 +41,7 @@ struct lmdb_http_request {
   lmdb_http *h;                   /* NULL once the transport is freed */
   lmdb_http_request *prev, *next; /* h->live: every unreleased request */
   CURL *easy;                     /* non-NULL while in the multi */
+  char *easy_cfg;                 /* its configuration key (see pooled_easy) */
   int done;
   int cap_hit;                    /* CAP_*: our size cap aborted the transfer */
   int oom;                        /* a callback could not allocate */
@@ -60,6 +61,13 @@ struct lmdb_http_request {
   char msg[CURL_ERROR_SIZE + 64]; /* net message */
 };
 
+/* An idle easy handle and the configuration it was last set up with
+** (submit_config's key; NULL: unknown, reset it before use). */
+typedef struct pooled_easy {
+  CURL *e;
+  char *cfg;
+} pooled_easy;
+
 /* A socket libcurl waits on, and for what (CURL_POLL_IN/OUT/INOUT). */
 typedef struct http_socket {
   curl_socket_t fd;
@@ -74,7 +82,7 @@ struct lmdb_http {
   struct pollfd *pfds;            /* scratch for poll(2), socks_cap long */
   int64_t timer_deadline_ms;      /* libcurl's timer (monotonic); -1: none */
   lmdb_http_request *live;
-  CURL *easy_pool[HTTP_POOL_EASY];
+  pooled_easy easy_pool[HTTP_POOL_EASY];
   int neasy;
   lmdb_http_request *req_pool;    /* singly linked through ->next */
   int nreq;
@@ -139,21 +147,38 @@ static size_t header_name_len(const char *line) {
 
 /* ------------------------------------------------------------- pools */
 
-static CURL *easy_get(lmdb_http *h) {
-  if (h->neasy > 0)
-    return h->easy_pool[--h->neasy];
+/* An idle handle (its configuration key goes to *cfg), or a new one. */
+static CURL *easy_get(lmdb_http *h, char **cfg) {
+  *cfg = NULL;
+  if (h->neasy > 0) {
+    pooled_easy *p = &h->easy_pool[--h->neasy];
+    *cfg = p->cfg;
+    return p->e;
+  }
   return curl_easy_init();
 }
 
-/* The handle was removed from the multi. Reset it now so it holds no
-** pointer into a request that is about to be freed. */
-static void easy_put(lmdb_http *h, CURL *e) {
+/* The handle was removed from the multi; it keeps its options (so the next
+** request with the same configuration sets only what differs, see submit).
+** The pointers it holds into the finished request are never used by libcurl
+** while the handle is idle, and are set anew before its next transfer. */
+static void easy_put(lmdb_http *h, CURL *e, char *cfg) {
   if (h && h->neasy < HTTP_POOL_EASY) {
-    curl_easy_reset(e);
-    h->easy_pool[h->neasy++] = e;
+    h->easy_pool[h->neasy].e = e;
+    h->easy_pool[h->neasy].cfg = cfg;
+    h->neasy++;
   }
-  else
+  else {
     curl_easy_cleanup(e);
+    free(cfg);
+  }
+}
+
+/* Gives r's handle back to the pool with its configuration key. */
+static void easy_put_req(lmdb_http *h, lmdb_http_request *r) {
+  easy_put(h, r->easy, r->easy_cfg);
+  r->easy = NULL;
+  r->easy_cfg = NULL;
 }
 
 static void req_wipe(lmdb_http_request *r) {
@@ -172,6 +197,7 @@ static void req_destroy(lmdb_http_request *r) {
   lmdb_buf_free(&r->body);
   lmdb_buf_free(&r->headers);
   free(r->nodes);
+  free(r->easy_cfg);
   free(r);
 }
 
@@ -193,6 +219,7 @@ static lmdb_http_request *req_get(lmdb_http *h) {
   r->h = h;
   r->prev = r->next = NULL;
   r->easy = NULL;
+  r->easy_cfg = NULL;
   r->done = 0;
   r->cap_hit = CAP_NONE;
   r->oom = 0;
@@ -499,9 +526,8 @@ static int drain(lmdb_http *h) {
     r = (lmdb_http_request *)(void *)priv;
     finish(r, e, rc);
     curl_multi_remove_handle(h->multi, e);
-    r->easy = NULL;
     h->inflight--;
-    easy_put(h, e);   /* m is invalid from here on */
+    easy_put_req(h, r);   /* m is invalid from here on */
     n++;
   }
   return n;
@@ -647,8 +673,11 @@ void lmdb_http_free(lmdb_http *h) {
   }
   h->live = NULL;
   h->inflight = 0;
-  while (h->neasy > 0)
-    curl_easy_cleanup(h->easy_pool[--h->neasy]);
+  while (h->neasy > 0) {
+    h->neasy--;
+    curl_easy_cleanup(h->easy_pool[h->neasy].e);
+    free(h->easy_pool[h->neasy].cfg);
+  }
   while ((r = h->req_pool) != NULL) {
     h->req_pool = r->next;
     req_destroy(r);
@@ -748,6 +777,10 @@ static int check_url(const char *url) {
 #define SETOPT(opt, val) \
   do { if (curl_easy_setopt(e, opt, val) != CURLE_OK) goto setopt_failed; } while (0)
 
+static int configure(CURL *e, lmdb_http_request *r, const char *method, const char *url,
+                     size_t body_len, const lmdb_http_opts *o, int is_get, int is_head,
+                     int posts_body);
+
 lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char *url,
                                     const char *const *headers, size_t nheaders,
                                     const char *body, size_t body_len,
@@ -806,11 +839,71 @@ lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char
     set_err(err, errlen, "out of memory");
     goto fail;
   }
-  e = easy_get(h);
+  e = easy_get(h, &r->easy_cfg);
   if (!e) {
     set_err(err, errlen, "curl_easy_init failed");
     goto fail;
   }
+  /* What varies per request is always set; the rest only when the handle's
+  ** last configuration differs (resetting and setting ~25 options costs
+  ** more than the rest of a request's client-side work in libcurl). */
+  SETOPT(CURLOPT_PRIVATE, (void *)r);
+  SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
+  SETOPT(CURLOPT_HTTPHEADER, r->nnodes ? r->nodes : NULL);
+  SETOPT(CURLOPT_WRITEDATA, (void *)r);
+  SETOPT(CURLOPT_HEADERDATA, (void *)r);
+  if (posts_body && !is_head) {
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    SETOPT(CURLOPT_POSTFIELDS, r->req_body.data);
+  }
+  /* The read timeout is ours (see expire_reads): libcurl's LOW_SPEED
+  ** check averages over a window of seconds and fires seconds late. */
+  r->read_deadline_ms = o->read_timeout_ms > 0 ? monotonic_ms() + o->read_timeout_ms : 0;
+  {
+    char key[1024];
+    int kn = snprintf(key, sizeof key, "%s\n%s\n%s\n%ld\n%ld\n%d%d%d%d\n%zu", method, url,
+                      o->ca_bundle ? o->ca_bundle : "", o->connect_timeout_ms,
+                      o->total_timeout_ms, o->no_proxy != 0, o->forbid_reuse != 0, is_head,
+                      posts_body, r->max_body);
+    int same = kn > 0 && (size_t)kn < sizeof key && r->easy_cfg && strcmp(r->easy_cfg, key) == 0;
+    if (!same) {
+      free(r->easy_cfg);
+      r->easy_cfg = NULL;
+      curl_easy_reset(e);
+      if (configure(e, r, method, url, body_len, o, is_get, is_head, posts_body) != 0) {
+        set_err(err, errlen, "curl_easy_setopt failed (out of memory?)");
+        goto fail;
+      }
+      if (kn > 0 && (size_t)kn < sizeof key)
+        r->easy_cfg = strdup(key);   /* NULL on OOM: just set up again next time */
+    }
+  }
+  if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+    set_err(err, errlen, "curl_multi_add_handle failed");
+    goto fail;
+  }
+  r->easy = e;
+  live_link(h, r);
+  h->inflight++;
+  return r;
+
+setopt_failed:
+  set_err(err, errlen, "curl_easy_setopt failed (out of memory?)");
+fail:
+  if (e) {
+    easy_put(h, e, NULL);   /* its options are unknown now: reset before use */
+    free(r->easy_cfg);
+    r->easy_cfg = NULL;
+  }
+  req_put(h, r);
+  return NULL;
+}
+
+/* Every option of a request's handle (after curl_easy_reset), including
+** the per-request ones submit sets. 0, or -1 when libcurl refused one. */
+static int configure(CURL *e, lmdb_http_request *r, const char *method, const char *url,
+                     size_t body_len, const lmdb_http_opts *o, int is_get, int is_head,
+                     int posts_body) {
   SETOPT(CURLOPT_URL, url);
   SETOPT(CURLOPT_PRIVATE, (void *)r);
   SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
@@ -839,9 +932,6 @@ lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
   if (o->total_timeout_ms > 0)
     SETOPT(CURLOPT_TIMEOUT_MS, o->total_timeout_ms);
-  /* The read timeout is ours (see expire_reads): libcurl's LOW_SPEED
-  ** check averages over a window of seconds and fires seconds late. */
-  r->read_deadline_ms = o->read_timeout_ms > 0 ? monotonic_ms() + o->read_timeout_ms : 0;
   if (o->no_proxy)
     SETOPT(CURLOPT_NOPROXY, "*");
   if (o->forbid_reuse)
@@ -859,22 +949,9 @@ lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char
   }
   else if (!is_get)
     SETOPT(CURLOPT_CUSTOMREQUEST, method);
-  if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
-    set_err(err, errlen, "curl_multi_add_handle failed");
-    goto fail;
-  }
-  r->easy = e;
-  live_link(h, r);
-  h->inflight++;
-  return r;
-
+  return 0;
 setopt_failed:
-  set_err(err, errlen, "curl_easy_setopt failed (out of memory?)");
-fail:
-  if (e)
-    easy_put(h, e);
-  req_put(h, r);
-  return NULL;
+  return -1;
 }
 #undef SETOPT
 
@@ -894,9 +971,8 @@ static int expire_reads(lmdb_http *h) {
              r->read_timeout_ms);
     set_msg(r, text);
     curl_multi_remove_handle(h->multi, e);
-    r->easy = NULL;
     h->inflight--;
-    easy_put(h, e);
+    easy_put_req(h, r);
     n++;
   }
   return n;
@@ -1038,8 +1114,7 @@ void lmdb_http_release(lmdb_http_request *r) {
   }
   if (r->easy) {
     curl_multi_remove_handle(h->multi, r->easy);
-    easy_put(h, r->easy);
-    r->easy = NULL;
+    easy_put_req(h, r);
     h->inflight--;
   }
   live_unlink(h, r);
