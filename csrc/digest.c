@@ -15,6 +15,8 @@
 
 #include "lmdb_private.h"
 
+#include <pthread.h>
+
 /* ============================================================ SHA-256 */
 
 void lmdb_sha256(const void *data, size_t len, unsigned char out[32]) {
@@ -132,11 +134,40 @@ static const uint32_t crc_table[256] = {
   0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du
 };
 
+/* Slicing-by-8 (Intel's method): eight bytes per step with eight tables
+** derived from crc_table, about five times faster than a byte at a time
+** (a Query page is ~450 KB). Built once; crc_table stays the reference. */
+static uint32_t crc_slices[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_build(void) {
+  int i, k;
+  for (i = 0; i < 256; i++)
+    crc_slices[0][i] = crc_table[i];
+  for (i = 0; i < 256; i++)
+    for (k = 1; k < 8; k++)
+      crc_slices[k][i] = (crc_slices[k - 1][i] >> 8) ^ crc_table[crc_slices[k - 1][i] & 0xffu];
+}
+
 uint32_t lmdb_crc32(uint32_t crc, const void *data, size_t len) {
   const unsigned char *p = (const unsigned char *)data;
   /* zlib convention: the running value is kept complemented, so
   ** crc32(crc32(0, a), b) == crc32(0, a .. b) */
   crc = ~crc;
+  if (len >= 16 && pthread_once(&crc_once, crc_build) == 0) {
+    while (len >= 8) {
+      uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                           (uint32_t)p[3] << 24);
+      uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
+                    (uint32_t)p[7] << 24;
+      crc = crc_slices[7][lo & 0xffu] ^ crc_slices[6][(lo >> 8) & 0xffu] ^
+            crc_slices[5][(lo >> 16) & 0xffu] ^ crc_slices[4][lo >> 24] ^
+            crc_slices[3][hi & 0xffu] ^ crc_slices[2][(hi >> 8) & 0xffu] ^
+            crc_slices[1][(hi >> 16) & 0xffu] ^ crc_slices[0][hi >> 24];
+      p += 8;
+      len -= 8;
+    }
+  }
   while (len--)
     crc = crc_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
   return ~crc;

@@ -50,6 +50,7 @@ struct lmdb_http_request {
   size_t max_body;
   long read_timeout_ms;           /* 0: none */
   int64_t read_deadline_ms;       /* monotonic; pushed back by every byte received */
+  int active;                     /* bytes arrived since the deadline was last moved */
   size_t header_bytes;            /* raw header bytes seen, 1xx blocks included */
   lmdb_buf req_body;              /* copy of the request body (POSTFIELDS) */
   lmdb_buf req_headers;           /* header lines, each NUL-terminated */
@@ -220,6 +221,7 @@ static lmdb_http_request *req_get(lmdb_http *h) {
   r->prev = r->next = NULL;
   r->easy = NULL;
   r->easy_cfg = NULL;
+  r->active = 0;
   r->done = 0;
   r->cap_hit = CAP_NONE;
   r->oom = 0;
@@ -281,10 +283,19 @@ static int64_t monotonic_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Bytes arrived: the read timeout starts over. */
+/* Bytes arrived: the read timeout starts over. Only noted here (a clock read
+** per callback adds up); the next look at the deadlines moves it. */
 static void touch(lmdb_http_request *r) {
-  if (r->read_timeout_ms > 0)
-    r->read_deadline_ms = monotonic_ms() + r->read_timeout_ms;
+  r->active = 1;
+}
+
+/* Moves r's read deadline past the bytes that arrived since the last look. */
+static void refresh_deadline(lmdb_http_request *r, int64_t now) {
+  if (r->active) {
+    r->active = 0;
+    if (r->read_timeout_ms > 0)
+      r->read_deadline_ms = now + r->read_timeout_ms;
+  }
 }
 
 /* Body bytes. libcurl 7.88's MAXFILESIZE stops a transfer only when the
@@ -964,7 +975,10 @@ static int expire_reads(lmdb_http *h) {
   for (r = h->live; r; r = r->next) {
     CURL *e = r->easy;
     char text[96];
-    if (!e || r->done || r->read_deadline_ms == 0 || now < r->read_deadline_ms)
+    if (!e || r->done || r->read_deadline_ms == 0)
+      continue;
+    refresh_deadline(r, now);
+    if (now < r->read_deadline_ms)
       continue;
     finish(r, e, CURLE_OPERATION_TIMEDOUT);
     snprintf(text, sizeof text, "read timeout: no data received for over %ld ms",
@@ -984,7 +998,9 @@ static long next_read_deadline(lmdb_http *h) {
   int64_t now = monotonic_ms(), best = -1;
   for (r = h->live; r; r = r->next) {
     if (r->easy && !r->done && r->read_deadline_ms > 0) {
-      int64_t left = r->read_deadline_ms > now ? r->read_deadline_ms - now : 0;
+      int64_t left;
+      refresh_deadline(r, now);
+      left = r->read_deadline_ms > now ? r->read_deadline_ms - now : 0;
       if (best < 0 || left < best)
         best = left;
     }
