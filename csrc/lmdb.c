@@ -900,9 +900,9 @@ static int core_decode_items(lua_State *L) {
 ** DynamoDB attribute map, written straight from its values, or nil when the
 ** fast path does not take it (then A.serialize_item does, and raises the
 ** precise error for a value that is wrong). spec: an array, in attribute
-** order, of { code, name, wire_json ('"wire":'), sub, attr, null_ok, is_key,
-** has_default }; a typed map's sub is such an array of its fields, a list's
-** sub the entry of its elements. Codes as for decode_items. hooks:
+** order, of { code + flags (ENC_*), name, wire_json ('"wire":'), sub, attr };
+** a typed map's sub is such an array of its fields, a list's sub the entry
+** of its elements; spec.subset: values may hold other names (a key). Codes as for decode_items. hooks:
 ** encode(attr, value, name) -> attribute value table or nil (the attribute's
 ** own encode), encode_number(v) -> text or nil, null, set_mt, k_members,
 ** k_size, k_kind, dt_mt, k_sec, k_usec, k_iso. It gives up on: a missing
@@ -912,10 +912,26 @@ static int core_decode_items(lua_State *L) {
 */
 #define ENC_MAX_JSON (400 * 1024)
 
+/* The hooks' values sit in stack slots from `hooks` on, in this order (one
+** getfield per call instead of one per use). */
+enum { H_ENCODE, H_ENCODE_NUMBER, H_NULL, H_SET_MT, H_K_MEMBERS, H_K_SIZE, H_K_KIND, H_DT_MT,
+       H_K_SEC, H_K_USEC, H_K_ISO, H_COUNT };
+static const char *const hook_names[H_COUNT] = {
+  "encode", "encode_number", "null", "set_mt", "k_members", "k_size", "k_kind", "dt_mt",
+  "k_sec", "k_usec", "k_iso"
+};
+
+/* An entry's first field: its code plus these flags. */
+#define ENC_NULL_OK     16
+#define ENC_IS_KEY      32
+#define ENC_HAS_DEFAULT 64
+
 typedef struct item_encoder {
   encoder *e;
-  int hooks;
+  int hooks;      /* first hook slot */
 } item_encoder;
+
+#define HOOK(ie, h) lua_pushvalue((ie)->e->L, (ie)->hooks + (h))
 
 #define ENC_PUT(e, s) do { if (lmdb_buf_puts((e)->out, (s)) != 0) encode_error((e), "not enough memory"); } while (0)
 #define ENC_PUTN(e, s, n) do { if (lmdb_buf_append((e)->out, (s), (n)) != 0) encode_error((e), "not enough memory"); } while (0)
@@ -935,6 +951,27 @@ static void civil_from_days(int64_t z, int *y, int *m, int *d) {
   *y = (int)(yy + (*m <= 2));
 }
 
+/* Decimal text of v into buf (at least 21 bytes); returns its length.
+** (snprintf's formatting machinery costs more than the rest of a number.) */
+static int fmt_int64(char *buf, int64_t v) {
+  char tmp[24];
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  int n = 0, len = 0;
+  do {
+    tmp[n++] = (char)('0' + (int)(u % 10));
+    u /= 10;
+  } while (u);
+  if (v < 0) buf[len++] = '-';
+  while (n) buf[len++] = tmp[--n];
+  return len;
+}
+
+/* Two digits of v (0..99) at p. */
+static void put2(char *p, int v) {
+  p[0] = (char)('0' + v / 10);
+  p[1] = (char)('0' + v % 10);
+}
+
 static int enc_string(item_encoder *ie, int idx, int nonempty) {
   size_t len;
   const char *s = lua_tolstring(ie->e->L, idx, &len);
@@ -952,19 +989,50 @@ static int enc_number(item_encoder *ie, int idx) {
   int n = -1;
   if (lua_type(L, idx) == LUA_TNUMBER) {
 #ifndef LMDB_NO_INTEGERS
-    if (lua_isinteger(L, idx))
-      n = snprintf(tmp, sizeof tmp, "\"%lld\"", (long long)lua_tointeger(L, idx));
+    if (lua_isinteger(L, idx)) {
+      tmp[0] = '"';
+      n = 1 + fmt_int64(tmp + 1, (int64_t)lua_tointeger(L, idx));
+      tmp[n++] = '"';
+    }
 #else
     lua_Number v = lua_tonumber(L, idx);
-    if (v == floor(v) && fabs(v) <= 9007199254740992.0)
-      n = v == 0 ? snprintf(tmp, sizeof tmp, "\"0\"") : snprintf(tmp, sizeof tmp, "\"%.0f\"", (double)v);
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+      tmp[0] = '"';
+      n = 1 + fmt_int64(tmp + 1, (int64_t)v);   /* -0.0 reads "0", as encode_number */
+      tmp[n++] = '"';
+    }
 #endif
+  }
+  if (n < 0 && lua_type(L, idx) == LUA_TNUMBER) {
+    /* values.encode_number's float text: the shortest of %.15g, %.16g and
+    ** %.17g that reads back as the same double; an exponent form is left to
+    ** it (it spells such numbers out, or refuses them). */
+    double v = (double)lua_tonumber(L, idx);
+    if (v == v && v != HUGE_VAL && v != -HUGE_VAL) {
+      int prec;
+      for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp + 1, sizeof tmp - 2, "%.*g", prec, v);
+        if (prec == 17 || strtod(tmp + 1, NULL) == v)
+          break;
+      }
+      if (n <= 0 || n >= (int)sizeof tmp - 2 || memchr(tmp + 1, 'e', (size_t)n))
+        n = -1;
+      else {
+        if (v == 0) {                         /* -0.0 */
+          tmp[1] = '0';
+          n = 1;
+        }
+        tmp[0] = '"';
+        tmp[n + 1] = '"';
+        n += 2;
+      }
+    }
   }
   if (n > 0) {
     ENC_PUTN(ie->e, tmp, (size_t)n);
     return 1;
   }
-  lua_getfield(L, ie->hooks, "encode_number");
+  HOOK(ie, H_ENCODE_NUMBER);
   lua_pushvalue(L, idx);
   lua_call(L, 1, 1);
   if (lua_type(L, -1) != LUA_TSTRING) {
@@ -976,12 +1044,12 @@ static int enc_number(item_encoder *ie, int idx) {
   return n;
 }
 
-static int has_metatable(lua_State *L, int idx, int hooks, const char *which) {
+static int has_metatable(item_encoder *ie, int idx, int which) {
+  lua_State *L = ie->e->L;
   int same;
   if (!lua_getmetatable(L, idx)) return 0;
-  lua_getfield(L, hooks, which);
-  same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+  same = lua_rawequal(L, -1, ie->hooks + which);
+  lua_pop(L, 1);
   return same;
 }
 
@@ -1001,17 +1069,17 @@ static int enc_string_set(item_encoder *ie, int idx) {
   enc_member small[16], *m = small;
   lua_Integer size;
   int members, i = 0, k;
-  lua_getfield(L, ie->hooks, "k_size");
+  HOOK(ie, H_K_SIZE);
   lua_rawget(L, idx);
   size = lua_tointeger(L, -1);
   lua_pop(L, 1);
   if (size <= 0) return 2;                               /* empty: absent */
-  lua_getfield(L, ie->hooks, "k_kind");
+  HOOK(ie, H_K_KIND);
   lua_rawget(L, idx);
   k = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "string") == 0;
   lua_pop(L, 1);
   if (!k || size > 100000) return 0;
-  lua_getfield(L, ie->hooks, "k_members");
+  HOOK(ie, H_K_MEMBERS);
   lua_rawget(L, idx);
   members = lua_gettop(L);
   if (size > 16)
@@ -1043,7 +1111,7 @@ static int enc_datetime(item_encoder *ie, int idx) {
   int64_t sec, days, rem;
   lua_Integer usec;
   int y, mo, d, n;
-  lua_getfield(L, ie->hooks, "k_iso");
+  HOOK(ie, H_K_ISO);
   lua_rawget(L, idx);
   if (lua_type(L, -1) == LUA_TSTRING) {
     ENC_PUT(ie->e, "{\"S\":");
@@ -1053,9 +1121,9 @@ static int enc_datetime(item_encoder *ie, int idx) {
     return n;
   }
   lua_pop(L, 1);
-  lua_getfield(L, ie->hooks, "k_sec");
+  HOOK(ie, H_K_SEC);
   lua_rawget(L, idx);
-  lua_getfield(L, ie->hooks, "k_usec");
+  HOOK(ie, H_K_USEC);
   lua_rawget(L, idx);
   if (lua_type(L, -1) != LUA_TNUMBER || lua_type(L, -2) != LUA_TNUMBER) { lua_pop(L, 2); return 0; }
   sec = (int64_t)lua_tonumber(L, -2);
@@ -1066,9 +1134,20 @@ static int enc_datetime(item_encoder *ie, int idx) {
   rem = sec - days * 86400;
   civil_from_days(days, &y, &mo, &d);
   if (y < 1 || y > 9999) return 0;
-  n = snprintf(tmp, sizeof tmp, "{\"S\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06d+0000\"}", y, mo, d,
-               (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60), (int)usec);
-  ENC_PUTN(ie->e, tmp, (size_t)n);
+  /* {"S":"YYYY-MM-DDTHH:MM:SS.ffffff+0000"} */
+  memcpy(tmp, "{\"S\":\"0000-00-00T00:00:00.000000+0000\"}", 39);
+  put2(tmp + 6, y / 100);
+  put2(tmp + 8, y % 100);
+  put2(tmp + 11, mo);
+  put2(tmp + 14, d);
+  put2(tmp + 17, (int)(rem / 3600));
+  put2(tmp + 20, (int)(rem % 3600 / 60));
+  put2(tmp + 23, (int)(rem % 60));
+  put2(tmp + 26, (int)(usec / 10000));
+  put2(tmp + 28, (int)(usec / 100 % 100));
+  put2(tmp + 30, (int)(usec % 100));
+  ENC_PUTN(ie->e, tmp, 39);
+  n = 1;
   return 1;
 }
 
@@ -1081,9 +1160,9 @@ static int enc_attr(item_encoder *ie, int entry, int idx) {
   int code, is_key, r;
   lua_rawgeti(L, entry, 1);
   code = (int)lua_tointeger(L, -1);
-  lua_rawgeti(L, entry, 7);
-  is_key = lua_toboolean(L, -1);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  is_key = (code & ENC_IS_KEY) != 0;
+  code &= 15;
   switch (code) {
     case DEC_S:
       if (lua_type(L, idx) != LUA_TSTRING) return 0;
@@ -1101,10 +1180,10 @@ static int enc_attr(item_encoder *ie, int entry, int idx) {
       ENC_PUT(ie->e, lua_toboolean(L, idx) ? "{\"BOOL\":true}" : "{\"BOOL\":false}");
       return 1;
     case DEC_SS:
-      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(L, idx, ie->hooks, "set_mt")) return 0;
+      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, H_SET_MT)) return 0;
       return enc_string_set(ie, idx);
     case DEC_DATETIME:
-      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(L, idx, ie->hooks, "dt_mt")) return 0;
+      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, H_DT_MT)) return 0;
       return enc_datetime(ie, idx);
     case DEC_MAP:
       if (lua_type(L, idx) != LUA_TTABLE || lua_getmetatable(L, idx)) return 0;
@@ -1138,7 +1217,7 @@ static int enc_attr(item_encoder *ie, int entry, int idx) {
       for (i = 1; i <= n; i++) {
         if (i > 1) ENC_PUT(ie->e, ",");
         lua_rawgeti(L, idx, (int)i);
-        lua_getfield(L, ie->hooks, "null");
+        HOOK(ie, H_NULL);
         if (lua_rawequal(L, -1, -2)) {
           r = 2;
         } else {
@@ -1159,7 +1238,7 @@ static int enc_attr(item_encoder *ie, int entry, int idx) {
       break;
   }
   /* the attribute's own encode: encode(attr, value, name) -> av or nil */
-  lua_getfield(L, ie->hooks, "encode");
+  HOOK(ie, H_ENCODE);
   lua_rawgeti(L, entry, 5);
   lua_pushvalue(L, idx);
   lua_rawgeti(L, entry, 2);
@@ -1179,20 +1258,19 @@ static int enc_level(item_encoder *ie, int vals, int spec) {
   luaL_checkstack(L, 12, "lunamodb: nesting too deep");
   ENC_PUT(ie->e, "{");
   for (i = 1; i <= n; i++) {
-    int entry, v, r;
+    int entry, v, r, flags;
     size_t mark;
     lua_rawgeti(L, spec, (int)i);
     entry = lua_gettop(L);
+    lua_rawgeti(L, entry, 1);
+    flags = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
     lua_rawgeti(L, entry, 2);
     lua_rawget(L, vals);
     v = lua_gettop(L);
     if (lua_isnil(L, v)) {
-      int ok;
-      lua_rawgeti(L, entry, 6);                          /* null_ok */
-      lua_rawgeti(L, entry, 8);                          /* has_default */
-      ok = lua_toboolean(L, -2) && !lua_toboolean(L, -1);
       lua_settop(L, entry - 1);
-      if (!ok) return 0;
+      if (!(flags & ENC_NULL_OK) || (flags & ENC_HAS_DEFAULT)) return 0;
       continue;
     }
     present++;
@@ -1208,20 +1286,21 @@ static int enc_level(item_encoder *ie, int vals, int spec) {
     r = enc_attr(ie, entry, v);
     if (r == 0) return 0;
     if (r == 2) {                                        /* absent: an empty set */
-      int ok;
-      lua_rawgeti(L, entry, 6);
-      ok = lua_toboolean(L, -1);
       lua_settop(L, entry - 1);
-      if (!ok) return 0;
+      if (!(flags & ENC_NULL_OK)) return 0;
       ie->e->out->len = mark;
       continue;
     }
     first = 0;
     lua_settop(L, entry - 1);
   }
-  lua_pushnil(L);
-  while (lua_next(L, vals)) { lua_pop(L, 1); count++; }
-  if (count != present) return 0;                        /* names it does not declare */
+  lua_getfield(L, spec, "subset");                       /* a key: other names may be there */
+  if (!lua_toboolean(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, vals)) { lua_pop(L, 1); count++; }
+    if (count != present) return 0;                      /* names it does not declare */
+  }
+  lua_pop(L, 1);
   ENC_PUT(ie->e, "}");
   return 1;
 }
@@ -1241,7 +1320,7 @@ static int core_encode_item(lua_State *L) {
   core_state *st = get_state(L);
   encoder *e = &st->item_enc;
   item_encoder ie;
-  int ok;
+  int ok, k;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -1252,7 +1331,9 @@ static int core_encode_item(lua_State *L) {
   lua_pushvalue(L, ARRAY_MT_UPVALUE);
   e->array_mt = lua_gettop(L);
   ie.e = e;
-  ie.hooks = 3;
+  for (k = 0; k < H_COUNT; k++)
+    lua_getfield(L, 3, hook_names[k]);
+  ie.hooks = lua_gettop(L) - H_COUNT + 1;
   lmdb_buf_reset(&st->item_out);
   ok = enc_level(&ie, 1, 2) && st->item_out.len <= ENC_MAX_JSON;
   if (ok)

@@ -1257,9 +1257,10 @@ local function encode_level(list, is_item, keys)
   local spec = {}
   for i, a in ipairs(list) do
     local e = encode_entry(a)
-    e[6] = a.null and true or false
-    e[7] = keys ~= nil and keys[a] or false
-    e[8] = not is_item and (a.default ~= nil or a.default_for_new ~= nil)
+    -- flags beside the code (csrc/lmdb.c ENC_*): null_ok, is_key, has_default
+    if a.null then e[1] = e[1] + 16 end
+    if keys and keys[a] then e[1] = e[1] + 32 end
+    if not is_item and (a.default ~= nil or a.default_for_new ~= nil) then e[1] = e[1] + 64 end
     spec[i] = e
   end
   return spec
@@ -1274,8 +1275,7 @@ encode_entry = function(a)
   elseif builtin(a, "List") and a.of then
     code, sub = 7, encode_entry(a.of)
   end
-  return { code, a.name, core.json_encode(a.wire_name or a.name) .. ":", sub, a, false, false,
-    false }
+  return { code, a.name, core.json_encode(a.wire_name or a.name) .. ":", sub, a }
 end
 
 M.ENCODE_HOOKS = {
@@ -1286,6 +1286,8 @@ M.ENCODE_HOOKS = {
   k_kind = layout.k_kind, dt_mt = layout.dt_mt, k_sec = layout.k_sec, k_usec = layout.k_usec,
   k_iso = layout.k_iso,
 }
+
+local encode_item, ENCODE_HOOKS = core.encode_item, M.ENCODE_HOOKS
 
 -- The encode spec of a schema (cached).
 function M.encode_spec(T)
@@ -1301,9 +1303,33 @@ function M.encode_spec(T)
   return spec
 end
 
+-- The encode spec of a schema's key attributes (cached): values may hold other names.
+function M.key_spec(T)
+  local info = M.info(T)
+  local spec = info.key_spec
+  if not spec then
+    local list, keys = { info.hash_key }, { [info.hash_key] = true }
+    if info.range_key then
+      list[2] = info.range_key
+      keys[info.range_key] = true
+    end
+    spec = encode_level(list, true, keys)
+    spec.subset = true
+    info.key_spec = spec
+  end
+  return spec
+end
+
+-- The JSON of the item's Key map ({"hash":{..},"range":{..}}, in that order), or nil when
+-- the core does not take it (serialize_key then raises what is wrong).
+function M.encode_key_json(T, vals)
+  local ok, text = pcall(encode_item, vals, M.key_spec(T), ENCODE_HOOKS)
+  if ok then return text end
+  return nil
+end
+
 -- The item's JSON (its attribute map) from the core's fast encoder, or nil when it does not
 -- take it (serialize_item then does).
-local encode_item, ENCODE_HOOKS = core.encode_item, M.ENCODE_HOOKS
 function M.encode_item_json(T, vals)
   local ok, text = pcall(encode_item, vals, M.encode_spec(T), ENCODE_HOOKS)
   if ok then return text end

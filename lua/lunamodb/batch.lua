@@ -21,7 +21,8 @@ local setmetatable, type, tostring, pairs, ipairs, error, pcall =
   setmetatable, type, tostring, pairs, ipairs, error, pcall
 local format, concat = string.format, table.concat
 local json_encode, json_decode = core.json_encode, core.json_decode
-local NATIVE = require("lunamodb.attributes").NATIVE
+local A = require "lunamodb.attributes"
+local NATIVE = A.NATIVE
 
 local I = model._internal
 local M = {}
@@ -97,6 +98,18 @@ function M.writer(cls, opts)
   }, Writer)
 end
 
+-- A key's identity in a batch: the table and the Key map's JSON, hash then range. key is
+-- a wire Key (or a whole wire item: only its key attributes count).
+local function key_text(info, key)
+  local h = info.hash_key.wire_name
+  local text = "{" .. json_encode(h) .. ":" .. json_encode(key[h])
+  if info.range_key then
+    local r = info.range_key.wire_name
+    text = text .. "," .. json_encode(r) .. ":" .. json_encode(key[r])
+  end
+  return text .. "}"
+end
+
 local function add(self, item, op, what)
   local icls = model.class_of(item)
   if not icls then
@@ -109,8 +122,11 @@ local function add(self, item, op, what)
       I.classes[self.cls].display, data.display), 3)
   end
   local root = I.classes[data.root]
-  local key = I.key_of(data, item)
-  local id = key_id(root.table_name, key)
+  -- the core writes the Key's JSON in the same form as key_text (serialize_key raises
+  -- what is wrong when it does not take it)
+  local key_json = A.encode_key_json(data.schema, item)
+    or key_text(root.info, I.key_of(data, item))
+  local id = root.table_name .. "\0" .. key_json
   if self.seen[id] then
     error(format("lunamodb: %s: the item with this key is already in the batch (DynamoDB refuses "
       .. "two writes of one item in a batch)", what), 3)
@@ -122,11 +138,11 @@ local function add(self, item, op, what)
         .. "item:save or a transaction, or pass ignore_version = true", what, data.display), 3)
     end
     -- the stored version stays the item's own: a batch neither checks nor moves it
-    local ok, params = pcall(I.save_request, item, { keep_version = true }, what, 0)
-    if not ok then error(params, 3) end
-    request = '{"PutRequest":{"Item":' .. json_encode(params.Item) .. "}}"
+    local ok, json = pcall(I.put_item_json, item, what, 0)
+    if not ok then error(json, 3) end
+    request = '{"PutRequest":{"Item":' .. json .. "}}"
   else
-    request = '{"DeleteRequest":{"Key":' .. json_encode(key) .. "}}"
+    request = '{"DeleteRequest":{"Key":' .. key_json .. "}}"
   end
   local client = I.client_of(data)
   local group = self.groups[client]
@@ -155,12 +171,9 @@ local function unprocessed_ops(self, group, body)
       local wire = r.PutRequest and r.PutRequest.Item or r.DeleteRequest and r.DeleteRequest.Key
       for id, op in pairs(group.ops) do
         local root = self.seen[id]
-        if root.table_name == table_name then
-          -- a put carries the whole item: its key is the key attributes only
-          local info, key = root.info, {}
-          key[info.hash_key.wire_name] = wire[info.hash_key.wire_name]
-          if info.range_key then key[info.range_key.wire_name] = wire[info.range_key.wire_name] end
-          if id == key_id(table_name, key) then out[#out + 1] = op end
+        -- a put carries the whole item: its key is the key attributes only
+        if root.table_name == table_name and id == table_name .. "\0" .. key_text(root.info, wire) then
+          out[#out + 1] = op
         end
       end
     end

@@ -725,14 +725,47 @@ local function finish_params(params, s)
   return params
 end
 
--- PutItem of the whole item: params, the version it will hold.
-local function save_request(item, opts, what, level)
-  local data = item_data(item, what)
+-- The item as written: its JSON text from the core's encoder, or (when the core does not
+-- take it, or stored names the model does not declare are kept alongside) the wire table
+-- serialize_item builds, which raises what is wrong.
+local function item_wire(data, item, state, keep)
+  if keep == nil then keep = data.keep_unknown end
+  local extra = keep and state.extra
+  local text = not extra and encode_item_json(data.schema, item)
+  if text then return text end
+  local wire = A.serialize_item(data.schema, item)
+  if extra then
+    for k, v in pairs(extra) do wire[k] = A.serialize_dynamic(v, k) end
+  end
+  return wire
+end
+
+-- The item's state, for writing it whole (a projected item cannot be). level as the
+-- caller's own (0: no position).
+local function whole_state(item, what, level)
   local state = item_state[item] or {}
   if state.partial then
     error(format("lunamodb: %s: this item was read through a projection and holds only "
-      .. "some attributes; saving it would erase the others (use update instead)", what), level)
+      .. "some attributes; saving it would erase the others (use update instead)", what),
+      level == 0 and 0 or level + 1)
   end
+  return state
+end
+
+-- A batch's PutRequest Item: the item's JSON text, the version left as it is.
+local function put_item_json(item, what, level)
+  local data = item_data(item, what)
+  local state = whole_state(item, what, level)
+  local ok, wire = pcall(item_wire, data, item, state, nil)
+  if not ok then error(wire, level) end
+  if type(wire) == "string" then return wire end
+  return core.json_encode(wire)
+end
+
+-- PutItem of the whole item: params, the version it will hold.
+local function save_request(item, opts, what, level)
+  local data = item_data(item, what)
+  local state = whole_state(item, what, level)
   local cond = check_condition(opts.condition, what .. " condition")
   local vattr = not opts.keep_version and data.info.version
   local old_version, new_version
@@ -743,28 +776,10 @@ local function save_request(item, opts, what, level)
     old_version = rawget(item, vattr.name)
     rawset(item, vattr.name, new_version)
   end
-  local keep = opts.keep_unknown
-  if keep == nil then keep = data.keep_unknown end
-  local extra = keep and state.extra
-  -- the core writes the item's JSON directly; anything it does not take (or stored
-  -- names kept alongside) goes through serialize_item, which raises what is wrong
-  local wire = not extra and encode_item_json(data.schema, item)
-  if wire then
-    wire = raw_json(wire)
-  else
-    local ok
-    ok, wire = pcall(A.serialize_item, data.schema, item)
-    if not ok then
-      if vattr then rawset(item, vattr.name, old_version) end
-      error(wire, level)
-    end
-    if extra then
-      for k, v in pairs(extra) do
-        wire[k] = A.serialize_dynamic(v, k)
-      end
-    end
-  end
+  local ok, wire = pcall(item_wire, data, item, state, opts.keep_unknown)
   if vattr then rawset(item, vattr.name, old_version) end
+  if not ok then error(wire, level) end
+  if type(wire) == "string" then wire = raw_json(wire) end
   local params = { TableName = data.table_name, Item = wire }
   local s = serializer.new()
   if cond then params.ConditionExpression = s:condition(cond) end
@@ -1526,7 +1541,7 @@ end
 M._internal = {
   classes = classes, item_data = item_data, class_data = class_data, client_of = client_of,
   key_of = key_of, load_item = load_item, save_request = save_request,
-  load_values = load_values, response_decoder = response_decoder,
+  load_values = load_values, response_decoder = response_decoder, put_item_json = put_item_json,
   update_request = update_request, delete_request = delete_request,
   check_call_options = check_call_options, set_of = set_of, with_keys = with_keys,
   check_condition = check_condition, raise_misuse = raise_misuse, key_id = key_id,

@@ -28,37 +28,7 @@ local function same(a, b, where)
   end
 end
 
-local Upper = A.define{
-  kind = "SpecUpper", type = "S",
-  serialize = function(_, v) return v:upper() end,
-  deserialize = function(_, s) return s:lower() end,
-}
-
-local T = A.schema({
-  pk = A.Unicode{ hash_key = true },
-  sk = A.Number{ range_key = true },
-  name = A.Unicode{ null = true },
-  score = A.Number{ null = true },
-  active = A.Boolean{ null = true },
-  tags = A.UnicodeSet{},
-  nums = A.NumberSet{},
-  blobs = A.BinarySet{},
-  raw = A.Binary{ null = true },
-  created = A.UTCDateTime{ null = true, attr_name = "c" },
-  profile = A.Map{ null = true, fields = {
-    city = A.Unicode{ null = true }, zip = A.Number{ attr_name = "z", null = true },
-    inner = A.Map{ null = true, fields = { deep = A.Boolean{ null = true } } },
-  } },
-  dyn = A.DynamicMap{ null = true, fields = { known = A.Number{ null = true } } },
-  anything = A.Map{ null = true },
-  history = A.List{ null = true, of = A.Number{} },
-  lines = A.List{ null = true, of = A.Map{ fields = { sku = A.Unicode{}, qty = A.Number{} } } },
-  loose = A.List{ null = true },
-  doc = A.JSON{ null = true },
-  expires = A.TTL{ null = true },
-  version = A.Version{},
-  shout = Upper{ null = true },
-}, "Spec")
+local T = require("spec.helpers.codec_schema").schema("Spec", { blobs = A.BinarySet{}, version = A.Version{} })
 
 local spec = A.decode_spec(T)
 local HOOKS = A.DECODE_HOOKS

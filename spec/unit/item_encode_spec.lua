@@ -6,35 +6,7 @@ local lunamodb = require "lunamodb"
 local A = require "lunamodb.attributes"
 local cjson = require "cjson"
 
-local Upper = A.define{
-  kind = "SpecUpper2", type = "S",
-  serialize = function(_, v) return v:upper() end,
-  deserialize = function(_, s) return s:lower() end,
-}
-
-local T = A.schema({
-  pk = A.Unicode{ hash_key = true },
-  sk = A.Number{ range_key = true },
-  name = A.Unicode{ null = true },
-  score = A.Number{ null = true },
-  active = A.Boolean{ null = true },
-  tags = A.UnicodeSet{},
-  nums = A.NumberSet{},
-  raw = A.Binary{ null = true },
-  created = A.UTCDateTime{ null = true, attr_name = "c" },
-  profile = A.Map{ null = true, fields = {
-    city = A.Unicode{ null = true }, zip = A.Number{ attr_name = "z", null = true },
-    inner = A.Map{ null = true, fields = { deep = A.Boolean{ null = true } } },
-  } },
-  dyn = A.DynamicMap{ null = true, fields = { known = A.Number{ null = true } } },
-  anything = A.Map{ null = true },
-  history = A.List{ null = true, of = A.Number{} },
-  lines = A.List{ null = true, of = A.Map{ fields = { sku = A.Unicode{}, qty = A.Number{} } } },
-  loose = A.List{ null = true },
-  doc = A.JSON{ null = true },
-  expires = A.TTL{ null = true },
-  shout = Upper{ null = true },
-}, "EncSpec")
+local T = require("spec.helpers.codec_schema").schema("EncSpec")
 
 -- cjson parses both texts independently: golden wire checks compare parsed JSON
 local function check(vals)
@@ -67,6 +39,10 @@ describe("core.encode_item", function()
     check { pk = "p", sk = 3, tags = lunamodb.set() }              -- an empty set is absent
     check { pk = "p", sk = 4.5, score = 1e120, created = lunamodb.datetime(-62135596800) }
     check { pk = "p", sk = lunamodb.decimal("12345678901234567890.5"), score = 2 ^ 53 }
+    for _, f in ipairs({ 0.1 + 0.2, 1 / 3, 123.456, -2.5e-3, 1e20, 1e-7, 2.0 ^ 60,
+      1.7976931348623157e308 / 1e200, 0.30000000000000004, 100.0, -7.25 }) do
+      check { pk = "p", sk = 1, score = f, history = { f, f * 3 } }
+    end
     check { pk = "p", sk = 0, score = -0.0, created = lunamodb.datetime("9999-12-31T23:59:59.999999Z") }
   end)
 
@@ -77,6 +53,7 @@ describe("core.encode_item", function()
     refused { pk = "p", sk = 1, name = "\255" }           -- invalid UTF-8
     refused { pk = "p", sk = 0 / 0 }
     refused { pk = "p", sk = 1e300 }                      -- over DynamoDB's range
+    refused { pk = "p", sk = 5e-324 }                     -- under it
     refused { pk = "p", sk = 1, nope = 1 }                -- undeclared
     refused { pk = "p", sk = 1, tags = lunamodb.set{ 1 } }
     refused { pk = "p", sk = 1, profile = { street = "x" } }
