@@ -32,7 +32,7 @@ ASAN_RT  = $(shell $(CC) -print-file-name=libasan.so):$(shell $(CC) -print-file-
 export LUNAMODB_CACHE ?= $(HOME)/.cache/lunamodb
 
 .PHONY: all luajit asan-build static embed test unit unit-luajit integration asan valgrind \
-        rockspec-check demo deps clean
+        rockspec-check demo deps clean bench
 
 all: build/lua5.4/lunamodb/core.so build/lua5.4/liblunamodb_core.a
 
@@ -122,6 +122,10 @@ demo: deps all
 	  'LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" \
 	   AWS_ENDPOINT_URL_DYNAMODB="$$LUNAMODB_TEST_ENDPOINT" AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo \
 	   $(LUA) examples/basic.lua'
+
+# The benchmark (bench/run.sh: set-up, runners, report in bench/results/latest.txt).
+bench:
+	bash bench/run.sh
 
 clean:
 	rm -rf build
