@@ -19,12 +19,28 @@
 
 /* ============================================================ SHA-256 */
 
+/* OpenSSL 3 looks the implementation up (under a lock) on every use of
+** EVP_sha256() and builds a MAC object for every HMAC() call; fetched once,
+** the digest costs only itself, and HMAC is two digests over it. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void) {
+  sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256(void) {
+  if (pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL)
+    return EVP_sha256();   /* could not fetch: the slower implicit path still works */
+  return sha256_md;
+}
+
 void lmdb_sha256(const void *data, size_t len, unsigned char out[32]) {
   unsigned int outlen = 0;
   /* EVP_Digest rejects NULL data even for len 0 on some versions */
   if (data == NULL)
     data = "";
-  if (!EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL) || outlen != 32)
+  if (!EVP_Digest(data, len, out, &outlen, sha256(), NULL) || outlen != 32)
     memset(out, 0, 32);   /* OOM in the provider: never leave garbage */
 }
 
@@ -34,18 +50,42 @@ void lmdb_sha256_hex(const void *data, size_t len, char out[65]) {
   lmdb_hex(md, sizeof md, out);
 }
 
+/* HMAC-SHA256 (RFC 2104): H((K ^ opad) || H((K ^ ipad) || msg)), with K the
+** key padded to the 64-byte block (hashed first when longer). */
 int lmdb_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
                      unsigned char out[32]) {
+  unsigned char k[64], pad[64], inner[32];
   unsigned int outlen = 0;
-  if (klen > INT_MAX)
-    return -1;            /* HMAC() takes the key length as an int */
+  EVP_MD_CTX *ctx;
+  const EVP_MD *md = sha256();
+  int i, ok;
   if (key == NULL)
     key = "";
   if (msg == NULL)
     msg = "";
-  /* a caller buffer: HMAC() with a NULL md would use a static array */
-  if (HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, mlen,
-           out, &outlen) == NULL || outlen != 32) {
+  memset(k, 0, sizeof k);
+  if (klen > sizeof k)
+    lmdb_sha256(key, klen, k);
+  else
+    memcpy(k, key, klen);
+  ctx = EVP_MD_CTX_new();
+  ok = ctx != NULL;
+  for (i = 0; i < 64; i++)
+    pad[i] = (unsigned char)(k[i] ^ 0x36);
+  ok = ok && EVP_DigestInit_ex(ctx, md, NULL) && EVP_DigestUpdate(ctx, pad, sizeof pad) &&
+       EVP_DigestUpdate(ctx, msg, mlen) && EVP_DigestFinal_ex(ctx, inner, &outlen) &&
+       outlen == 32;
+  for (i = 0; i < 64; i++)
+    pad[i] = (unsigned char)(k[i] ^ 0x5c);
+  ok = ok && EVP_DigestInit_ex(ctx, md, NULL) && EVP_DigestUpdate(ctx, pad, sizeof pad) &&
+       EVP_DigestUpdate(ctx, inner, sizeof inner) && EVP_DigestFinal_ex(ctx, out, &outlen) &&
+       outlen == 32;
+  EVP_MD_CTX_free(ctx);
+  /* key material: never left on the stack */
+  OPENSSL_cleanse(k, sizeof k);
+  OPENSSL_cleanse(pad, sizeof pad);
+  OPENSSL_cleanse(inner, sizeof inner);
+  if (!ok) {
     OPENSSL_cleanse(out, 32);
     return -1;
   }

@@ -42,6 +42,15 @@ describe("core digests", function()
     assert.equal(32, #mac)
     assert.equal("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
       (mac:gsub(".", function(c) return string.format("%02x", c:byte()) end)))
+    local function hex(m) return (m:gsub(".", function(c) return string.format("%02x", c:byte()) end)) end
+    -- case 1 (a 20-byte key), case 6 (a 131-byte key: hashed first), an empty key and message
+    assert.equal("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+      hex(core.hmac_sha256(string.rep("\11", 20), "Hi There")))
+    assert.equal("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+      hex(core.hmac_sha256(string.rep("\170", 131),
+        "Test Using Larger Than Block-Size Key - Hash Key First")))
+    assert.equal("b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad",
+      hex(core.hmac_sha256("", "")))
   end)
 
   it("makes distinct version-4 UUIDs", function()
