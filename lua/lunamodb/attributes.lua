@@ -206,7 +206,8 @@ end
 function Attribute:serialize(value, path_text)
   if value == null then return { NULL = true } end
   size = 0
-  return self:encode(value, { text = path_text or self.name or "value" }, nil, 1)
+  -- the text as the key of no node renders the same, without a node per call
+  return self:encode(value, nil, path_text or self.name or "value", 1)
 end
 
 function Attribute:deserialize(av, path_text)

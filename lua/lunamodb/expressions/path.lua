@@ -335,8 +335,12 @@ end
 
 ---------------------------------------------------------------- conditions
 
+-- The context error messages start with ("path:method(arg)"): only formatted when an error is
+-- raised (fail's %s calls __tostring), since building expressions is on every call's path.
+local Where = {}
+Where.__tostring = function(self) return format("%s:%s(%s)", self[1][TEXT], self[2], self[3] or "") end
 local function where(p, method, arg)
-  return format("%s:%s(%s)", p[TEXT], method, arg or "")
+  return setmetatable({ p, method, arg }, Where)
 end
 
 -- The right-hand side of a comparison with the path p: a path, a size
@@ -665,31 +669,39 @@ local function show(x)
   return describe(x)
 end
 
+-- "a + b" for error messages, formatted only when one is raised (see Where).
+local ArithWhere = {}
+ArithWhere.__tostring = function(self)
+  return format("%s %s %s", show(self[1]), self[2], show(self[3]))
+end
+
+-- One side of an arithmetic value: a numeric path, or a number serialized like ref.
+local function arith_side(x, ref, w)
+  local xp = numeric_path(x)
+  if xp then
+    local t = path_kind(xp)
+    if t and t ~= "N" then
+      fail("%s: arithmetic works on numbers; %s is a %s", w, xp[TEXT], kind_of(xp[ATTR]))
+    end
+    return x
+  end
+  if x == nil then fail("%s: %s", w, NIL_HINT) end
+  if getmetatable(x) == Arith then
+    fail("%s: DynamoDB allows one + or - in a SET value", w)
+  end
+  if is_operand(x) or is_condition(x) or is_action(x) then
+    fail("%s: %s cannot be used in arithmetic", w, a_describe(x))
+  end
+  local av = serialize(ref, x, w)
+  if av == nil or letter(av) ~= "N" then fail("%s: arithmetic takes numbers", w) end
+  return value_operand(av)
+end
+
 local function arith(sym, a, b)
   local ref = numeric_path(a) or numeric_path(b)
-  local w = format("%s %s %s", show(a), sym, show(b))
-  local function side(x)
-    local xp = numeric_path(x)
-    if xp then
-      local t = path_kind(xp)
-      if t and t ~= "N" then
-        fail("%s: arithmetic works on numbers; %s is a %s", w, xp[TEXT], kind_of(xp[ATTR]))
-      end
-      return x
-    end
-    if x == nil then fail("%s: %s", w, NIL_HINT) end
-    if getmetatable(x) == Arith then
-      fail("%s: DynamoDB allows one + or - in a SET value", w)
-    end
-    if is_operand(x) or is_condition(x) or is_action(x) then
-      fail("%s: %s cannot be used in arithmetic", w, a_describe(x))
-    end
-    local av = serialize(ref, x, w)
-    if av == nil or letter(av) ~= "N" then fail("%s: arithmetic takes numbers", w) end
-    return value_operand(av)
-  end
-  local left = side(a)
-  local right = side(b)
+  local w = setmetatable({ a, sym, b }, ArithWhere)
+  local left = arith_side(a, ref, w)
+  local right = arith_side(b, ref, w)
   return setmetatable({ kind = "arith", sym = sym, a = left, b = right }, Arith)
 end
 
