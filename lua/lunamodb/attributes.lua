@@ -1338,20 +1338,22 @@ function M.encode_item_json(T, vals)
 end
 
 -- The Key map for a hash (and range) value.
+local function key_av(a, v)
+  if v == nil then fail(nil, a.name, "the key value is missing") end
+  local av = a:encode(v, nil, a.name, 1)
+  if av.S == "" or av.B == "" then fail(nil, a.name, "a key attribute cannot be empty") end
+  return av
+end
+
 function M.serialize_key(T, hash, range)
   local info = M.info(T)
-  local key = {}
-  for _, pair in ipairs({ { info.hash_key, hash }, { info.range_key, range } }) do
-    local a, v = pair[1], pair[2]
-    if a then
-      if v == nil then fail(nil, a.name, "the key value is missing") end
-      local av = a:encode(v, nil, a.name, 1)
-      if av.S == "" or av.B == "" then fail(nil, a.name, "a key attribute cannot be empty") end
-      key[a.wire_name] = av
-    elseif v ~= nil then
-      error(format("lunamodb: %s has no range key, but a range key value was given",
-        info.display), 2)
-    end
+  local h, r = info.hash_key, info.range_key
+  local key = { [h.wire_name] = key_av(h, hash) }
+  if r then
+    key[r.wire_name] = key_av(r, range)
+  elseif range ~= nil then
+    error(format("lunamodb: %s has no range key, but a range key value was given",
+      info.display), 2)
   end
   return key
 end
