@@ -21,18 +21,33 @@
 
 /* OpenSSL 3 looks the implementation up (under a lock) on every use of
 ** EVP_sha256() and builds a MAC object for every HMAC() call; fetched once,
-** the digest costs only itself, and HMAC is two digests over it. */
+** the digest costs only itself, and HMAC is two digests over it.
+** The fetched digest lives while some user holds it (each Lua state of the
+** core does, from luaopen to its __gc), so it is freed before the module is
+** unloaded and never outlives OpenSSL. */
 static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static int sha256_users;
+static pthread_mutex_t sha256_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void sha256_fetch(void) {
-  sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+void lmdb_digest_acquire(void) {
+  pthread_mutex_lock(&sha256_lock);
+  if (sha256_users++ == 0)
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+  pthread_mutex_unlock(&sha256_lock);
+}
+
+void lmdb_digest_release(void) {
+  pthread_mutex_lock(&sha256_lock);
+  if (sha256_users > 0 && --sha256_users == 0) {
+    EVP_MD_free(sha256_md);
+    sha256_md = NULL;
+  }
+  pthread_mutex_unlock(&sha256_lock);
 }
 
 static const EVP_MD *sha256(void) {
-  if (pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL)
-    return EVP_sha256();   /* could not fetch: the slower implicit path still works */
-  return sha256_md;
+  const EVP_MD *md = sha256_md;
+  return md ? md : EVP_sha256();   /* no user, or the fetch failed: the implicit path */
 }
 
 void lmdb_sha256(const void *data, size_t len, unsigned char out[32]) {

@@ -181,6 +181,7 @@ typedef struct core_state {
   lmdb_json_lexer item_lexer; /* decode_items' own: its hooks may call json_decode */
   lmdb_buf item_out;          /* encode_item's own output and encoder: its hooks may */
   encoder item_enc;           /* call json_encode or base64_encode (which use out) */
+  int holds_digest;           /* lmdb_digest_acquire'd, released by __gc */
 } core_state;
 
 static int state_gc(lua_State *L) {
@@ -189,6 +190,10 @@ static int state_gc(lua_State *L) {
   lmdb_json_lexer_free(&st->lexer);
   lmdb_json_lexer_free(&st->item_lexer);
   lmdb_buf_free(&st->item_out);
+  if (st->holds_digest) {
+    st->holds_digest = 0;
+    lmdb_digest_release();
+  }
   return 0;
 }
 
@@ -2377,6 +2382,7 @@ static int request_done(lua_State *L) {
 /* Pushes the final response's headers as { lowercase-name = value }. */
 static void push_headers(lua_State *L, lmdb_str raw) {
   const char *p = raw.ptr, *end = raw.ptr + raw.len;
+  char lower[128];
   luaL_Buffer b;
   lua_createtable(L, 0, 8);
   while (p && p < end) {
@@ -2389,12 +2395,21 @@ static void push_headers(lua_State *L, lmdb_str raw) {
       ve = eol;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      luaL_buffinit(L, &b);
-      for (q = p; q < colon; q++) {
-        char c = *q;
-        luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+      if ((size_t)(colon - p) <= sizeof lower) {   /* the usual case: no Lua buffer */
+        size_t i, n = (size_t)(colon - p);
+        for (i = 0; i < n; i++) {
+          char c = p[i];
+          lower[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+        }
+        lua_pushlstring(L, lower, n);
+      } else {
+        luaL_buffinit(L, &b);
+        for (q = p; q < colon; q++) {
+          char c = *q;
+          luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+        }
+        luaL_pushresult(&b);
       }
-      luaL_pushresult(&b);
       lua_pushvalue(L, -1);
       lua_rawget(L, -3);
       if (lua_isnil(L, -1)) {                   /* keep the first occurrence */
@@ -2573,6 +2588,8 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
+  lmdb_digest_acquire();                        /* released by state_gc */
+  st->holds_digest = 1;
   lua_createtable(L, 0, 1);                     /* array_mt */
   lua_pushliteral(L, "array");
   lua_setfield(L, -2, "__name");

@@ -45,6 +45,11 @@ typedef struct lmdb_str {
 
 /* --------------------------------------------------------- digest.c */
 
+/* Holds (and lets go of) the SHA-256 implementation fetched from OpenSSL
+** once for every user, instead of a lookup per digest. Each core Lua state
+** holds it from luaopen to its __gc; without a holder digests still work. */
+void lmdb_digest_acquire(void);
+void lmdb_digest_release(void);
 void lmdb_sha256(const void *data, size_t len, unsigned char out[32]);
 void lmdb_sha256_hex(const void *data, size_t len, char out[65]);
 int  lmdb_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,

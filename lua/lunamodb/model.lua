@@ -725,6 +725,14 @@ local function finish_params(params, s)
   return params
 end
 
+-- params with cond (if any) as its ConditionExpression and the placeholders it uses.
+local function with_condition(params, cond)
+  if not cond then return params end
+  local s = serializer.new()
+  params.ConditionExpression = s:condition(cond)
+  return finish_params(params, s)
+end
+
 -- The item as written: its JSON text from the core's encoder, or (when the core does not
 -- take it, or stored names the model does not declare are kept alongside) the wire table
 -- serialize_item builds, which raises what is wrong.
@@ -781,9 +789,7 @@ local function save_request(item, opts, what, level)
   if not ok then error(wire, level) end
   if type(wire) == "string" then wire = raw_json(wire) end
   local params = { TableName = data.table_name, Item = wire }
-  local s = serializer.new()
-  if cond then params.ConditionExpression = s:condition(cond) end
-  return finish_params(params, s), new_version
+  return with_condition(params, cond), new_version
 end
 
 -- UpdateItem: params (without ReturnValues), the version it will hold.
@@ -831,9 +837,7 @@ local function delete_request(item, opts, what)
     cond = and_conditions(cond, (version_condition(data, item)))
   end
   local params = { TableName = data.table_name, Key = key_of(data, item) }
-  local s = serializer.new()
-  if cond then params.ConditionExpression = s:condition(cond) end
-  return finish_params(params, s)
+  return with_condition(params, cond)
 end
 
 -- item:save{ condition = ..., add_version_condition = true, keep_unknown = false }
