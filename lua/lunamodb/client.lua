@@ -191,6 +191,28 @@ local function with_token(params)
   return copy
 end
 
+-- Per operation, built once: its X-Amz-Target and that header's line.
+local TARGETS = setmetatable({}, { __index = function(t, operation)
+  local v = "DynamoDB_20120810." .. operation
+  t[operation] = v
+  return v
+end })
+local TARGET_HEADERS = setmetatable({}, { __index = function(t, target)
+  local v = "X-Amz-Target: " .. target
+  t[target] = v
+  return v
+end })
+
+-- A response's Date as epoch seconds; calls within one second share the text, so the
+-- last one parsed is reused.
+local function parse_date(self, text)
+  if not text then return nil end
+  if text == self.last_date_text then return self.last_date end
+  local date = core.parse_http_date(text)
+  self.last_date_text, self.last_date = text, date
+  return date
+end
+
 -- One attempt: returns decode(response body), or nil plus the failure's
 -- class, its error and the retry-after hint. decode returns a value, or
 -- nil, message for a body that is not JSON (a transient failure).
@@ -203,7 +225,7 @@ local function attempt(self, operation, target, body, http_opts, decode)
     floor(signing_ms / 1000), self.host_header, target, body)
   local headers = {
     "Content-Type: application/x-amz-json-1.0",
-    "X-Amz-Target: " .. target,
+    TARGET_HEADERS[target],
     "X-Amz-Date: " .. amz_date,
     "Authorization: " .. authorization,
     self.user_agent_header,
@@ -220,7 +242,7 @@ local function attempt(self, operation, target, body, http_opts, decode)
 
   local request_id = hdrs["x-amzn-requestid"]
   local skew_corrected = false
-  local date = hdrs["date"] and core.parse_http_date(hdrs["date"])
+  local date = parse_date(self, hdrs["date"])
   if date then
     skew_corrected = policy:observe_clock(date, sent, received, hdrs["age"] ~= nil)
   end
@@ -267,7 +289,7 @@ end
 -- the JSON text to send; decode(response text) -> value or nil, message.
 -- Returns the decoded value, or nil, err.
 local function run(self, operation, body, decode)
-  local target = "DynamoDB_20120810." .. operation
+  local target = TARGETS[operation]
   local policy = self.policy
   local started = monotonic_ms()
   -- The shared options serve every call without a deadline; a deadline

@@ -29,7 +29,8 @@ local floor = math.floor
 local pcall = pcall
 local json_decode, decode_items = core.json_decode, core.decode_items
 local NATIVE, DECODE_HOOKS = A.NATIVE, A.DECODE_HOOKS
-local encode_item_json, raw_json = A.encode_item_json, core.raw_json
+local encode_item_json, encode_key_json, raw_json = A.encode_item_json, A.encode_key_json,
+  core.raw_json
 
 local M = {}
 
@@ -643,6 +644,26 @@ end
 
 ---------------------------------------------------------- version logic
 
+-- An item's Key for a single-item request: its JSON straight from the core (key_of builds
+-- the wire table when the core does not take it, and raises what is wrong).
+local function key_param(data, item)
+  local text = encode_key_json(data.schema, item)
+  if text then return raw_json(text) end
+  return key_of(data, item)
+end
+
+-- The Key for hash (and range) values, the same way.
+local function key_of_values(data, hash, range)
+  local info = data.info
+  if hash ~= nil and (range ~= nil) == (info.range_key ~= nil) then
+    local vals = { [info.hash_key.name] = hash }
+    if info.range_key then vals[info.range_key.name] = range end
+    local text = encode_key_json(data.schema, vals)
+    if text then return raw_json(text) end
+  end
+  return A.serialize_key(data.schema, hash, range)
+end
+
 -- The condition and the new value a versioned write carries (§6.2 of the
 -- PynamoDB reference): nil locally means "must not exist yet".
 local function version_path(data)
@@ -688,7 +709,7 @@ function ClassMethods.get(cls, hash, range, opts)
   opts = check_call_options(opts, GET_OPTIONS, data.display .. ":get")
   local params = {
     TableName = data.table_name,
-    Key = A.serialize_key(data.schema, hash, range),
+    Key = key_of_values(data, hash, range),
     ConsistentRead = opts.consistent_read and true or false,
   }
   local partial = false
@@ -793,7 +814,7 @@ local function save_request(item, opts, what, level)
 end
 
 -- UpdateItem: params (without ReturnValues), the version it will hold.
-local function update_request(item, actions, opts, what, level)
+local function update_request(item, actions, opts, what, level, key)
   local data = item_data(item, what)
   if type(actions) ~= "table" or path.is_action(actions) or #actions == 0 then
     error(format("lunamodb: %s: expected a non-empty list of update actions", what), level)
@@ -821,7 +842,7 @@ local function update_request(item, actions, opts, what, level)
     end
     if opts.add_version_condition ~= false then cond = and_conditions(cond, vcond) end
   end
-  local params = { TableName = data.table_name, Key = key_of(data, item) }
+  local params = { TableName = data.table_name, Key = key or key_of(data, item) }
   local s = serializer.new()
   -- the condition is numbered first, as PynamoDB does (reference §5.4)
   if cond then params.ConditionExpression = s:condition(cond) end
@@ -830,13 +851,13 @@ local function update_request(item, actions, opts, what, level)
 end
 
 -- DeleteItem: params.
-local function delete_request(item, opts, what)
+local function delete_request(item, opts, what, key)
   local data = item_data(item, what)
   local cond = check_condition(opts.condition, what .. " condition")
   if data.info.version and opts.add_version_condition ~= false then
     cond = and_conditions(cond, (version_condition(data, item)))
   end
-  local params = { TableName = data.table_name, Key = key_of(data, item) }
+  local params = { TableName = data.table_name, Key = key or key_of(data, item) }
   return with_condition(params, cond)
 end
 
@@ -863,7 +884,7 @@ function ItemMethods.update(item, actions, opts)
   local data, cls = item_data(item, "update")
   local what = data.display .. ":update"
   opts = check_call_options(opts, UPDATE_OPTIONS, what)
-  local params = update_request(item, actions, opts, what, 3)
+  local params = update_request(item, actions, opts, what, 3, key_param(data, item))
   params.ReturnValues = "ALL_NEW"
   local out, err = call_items(data, "UpdateItem", params, "item", "Attributes")
   if not out then return nil, err end
@@ -878,7 +899,8 @@ function ItemMethods.delete(item, opts)
   local data = item_data(item, "delete")
   local what = data.display .. ":delete"
   opts = check_call_options(opts, DELETE_OPTIONS, what)
-  local out, err = client_of(data):call("DeleteItem", delete_request(item, opts, what))
+  local out, err = client_of(data):call("DeleteItem",
+    delete_request(item, opts, what, key_param(data, item)))
   if not out then return nil, err end
   return true
 end
@@ -891,7 +913,7 @@ function ItemMethods.refresh(item, opts)
   local data, cls = item_data(item, "refresh")
   opts = check_call_options(opts, REFRESH_OPTIONS, data.display .. ":refresh")
   local out, err = call_items(data, "GetItem", {
-    TableName = data.table_name, Key = key_of(data, item),
+    TableName = data.table_name, Key = key_param(data, item),
     ConsistentRead = opts.consistent_read and true or false,
   }, "item", "Item")
   if not out then return nil, err end
