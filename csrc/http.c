@@ -978,7 +978,9 @@ static int expire_reads(lmdb_http *h) {
     if (!e || r->done || r->read_deadline_ms == 0)
       continue;
     refresh_deadline(r, now);
-    if (now < r->read_deadline_ms)
+    /* strictly past: the clock counts whole ms, so "now == deadline" may
+    ** still be up to 1 ms short of the timeout */
+    if (now <= r->read_deadline_ms)
       continue;
     finish(r, e, CURLE_OPERATION_TIMEDOUT);
     snprintf(text, sizeof text, "read timeout: no data received for over %ld ms",
@@ -1000,7 +1002,7 @@ static long next_read_deadline(lmdb_http *h) {
     if (r->easy && !r->done && r->read_deadline_ms > 0) {
       int64_t left;
       refresh_deadline(r, now);
-      left = r->read_deadline_ms > now ? r->read_deadline_ms - now : 0;
+      left = r->read_deadline_ms >= now ? r->read_deadline_ms - now + 1 : 0;
       if (best < 0 || left < best)
         best = left;
     }
