@@ -21,6 +21,12 @@
 
 #if LUA_VERSION_NUM < 504
 #  define lua_newuserdatauv(L, sz, nuv) lua_newuserdata(L, (sz))
+/* a userdata's one user value: LuaJIT's environment table */
+#  define lmdb_getuservalue(L, i)       lua_getfenv(L, (i))
+#  define lmdb_setuservalue(L, i)       lua_setfenv(L, (i))
+#else
+#  define lmdb_getuservalue(L, i)       ((void)lua_getiuservalue(L, (i), 1))
+#  define lmdb_setuservalue(L, i)       ((void)lua_setiuservalue(L, (i), 1))
 #endif
 
 #endif

@@ -34,6 +34,7 @@
 /* Upvalues of module functions: 1 = core_state, 2 = array_mt. */
 #define STATE_UPVALUE lua_upvalueindex(1)
 #define ARRAY_MT_UPVALUE lua_upvalueindex(2)
+#define PLAN_MT_UPVALUE lua_upvalueindex(3)
 
 /* The address of this variable is the light userdata standing for null. */
 static const char json_null_sentinel = 0;
@@ -901,28 +902,32 @@ static int core_decode_items(lua_State *L) {
 /* ------------------------------------------- schema-directed item encode */
 
 /*
-** core.encode_item(values, spec, hooks) -> the JSON text of a model item's
-** DynamoDB attribute map, written straight from its values, or nil when the
-** fast path does not take it (then A.serialize_item does, and raises the
-** precise error for a value that is wrong). spec: an array, in attribute
-** order, of { code + flags (ENC_*), name, wire_json ('"wire":'), sub, attr };
-** a typed map's sub is such an array of its fields, a list's sub the entry
-** of its elements; spec.subset: values may hold other names (a key). Codes as for decode_items. hooks:
-** encode(attr, value, name) -> attribute value table or nil (the attribute's
-** own encode), encode_number(v) -> text or nil, null, set_mt, k_members,
-** k_size, k_kind, dt_mt, k_sec, k_usec, k_iso. It gives up on: a missing
-** value that is not null_ok, keys the schema does not declare, an empty key,
-** invalid UTF-8, a number encode_number refuses, a set of other members, a
-** list with holes, and items over 400 KB of JSON.
+** core.encode_plan(spec, hooks) -> a plan: an encode spec compiled once per schema
+** (attributes.encode_spec and key_spec build the specs). spec: an array, in attribute order,
+** of { code + flags (ENC_*), name, wire_json ('"wire":'), sub, attr, key_pos }; a typed map's
+** sub is such an array of its fields, a list's sub the entry of its elements; key_pos 1 marks
+** the hash key, 2 the range key; spec.subset: the values may hold other names (a Key: only
+** the listed ones are written). Codes as for decode_items. hooks: encode(attr, value, name) ->
+** attribute value table or nil (the attribute's own encode), encode_number(v) -> text or
+** nil, set_mt, k_members, k_size, k_kind, dt_mt, k_sec, k_usec, k_iso.
+**
+** core.encode_item(values, plan[, with_key[, prefix, suffix]]) -> the JSON text of a model
+** item's DynamoDB attribute map written straight from its values (between prefix and suffix
+** when given) and, with with_key, the JSON of its Key map ({"hash":..,"range":..}); or nil
+** when the fast path does not take the values (then A.serialize_item does, and raises the
+** precise error for a value that is wrong). It gives up on: a missing value that is not
+** null_ok or has a default, names the plan does not declare (unless subset), an empty key,
+** invalid UTF-8, a number encode_number refuses, a set of other members, a list with holes,
+** and items over 400 KB of JSON.
 */
 #define ENC_MAX_JSON (400 * 1024)
+#define MT_ENC_PLAN "lunamodb.encode_plan"
 
-/* The hooks' values sit in stack slots from `hooks` on, in this order (one
-** getfield per call instead of one per use). */
-enum { H_ENCODE, H_ENCODE_NUMBER, H_NULL, H_SET_MT, H_K_MEMBERS, H_K_SIZE, H_K_KIND, H_DT_MT,
+/* The hooks sit at these indexes (+ 1) of a plan's anchor table. */
+enum { H_ENCODE, H_ENCODE_NUMBER, H_SET_MT, H_K_MEMBERS, H_K_SIZE, H_K_KIND, H_DT_MT,
        H_K_SEC, H_K_USEC, H_K_ISO, H_COUNT };
 static const char *const hook_names[H_COUNT] = {
-  "encode", "encode_number", "null", "set_mt", "k_members", "k_size", "k_kind", "dt_mt",
+  "encode", "encode_number", "set_mt", "k_members", "k_size", "k_kind", "dt_mt",
   "k_sec", "k_usec", "k_iso"
 };
 
@@ -931,15 +936,198 @@ static const char *const hook_names[H_COUNT] = {
 #define ENC_IS_KEY      32
 #define ENC_HAS_DEFAULT 64
 
+typedef struct enc_level_plan enc_level_plan;
+
+typedef struct enc_field {
+  int flags;                 /* code | ENC_* */
+  int key_pos;               /* 1 the hash key, 2 the range key, else 0 */
+  int must;                  /* its absence makes the encoder give up */
+  const char *name;          /* anchored in the plan's anchor table */
+  size_t name_len;
+  const char *wire;          /* '"wire":', anchored too */
+  size_t wire_len;
+  int name_slot, attr_slot;  /* the name's and the attribute's indexes in the anchor table */
+  enc_level_plan *map;       /* a typed map's fields */
+  struct enc_field *elem;    /* a list's elements */
+} enc_field;
+
+/* One level (the item, or a typed map): its fields, found by name through a hash of the
+** names' addresses (Lua interns the names a model's values use, so a name found in the
+** values is one pointer; long names that Lua 5.4 does not intern are compared by text). */
+struct enc_level_plan {
+  enc_field *fields;
+  int n, must, subset;
+  size_t hmask;
+  int *slots;                /* field index + 1; 0 empty */
+};
+
+typedef struct enc_plan {
+  enc_level_plan *top;
+  void **allocs;             /* every block of the plan, freed by __gc */
+  size_t nallocs, capallocs;
+  int nanchor;
+} enc_plan;
+
+static int enc_plan_gc(lua_State *L) {
+  enc_plan *p = (enc_plan *)luaL_checkudata(L, 1, MT_ENC_PLAN);
+  size_t i;
+  for (i = 0; i < p->nallocs; i++)
+    free(p->allocs[i]);
+  free(p->allocs);
+  p->allocs = NULL;
+  p->nallocs = p->capallocs = 0;
+  p->top = NULL;
+  return 0;
+}
+
+static void *plan_alloc(lua_State *L, enc_plan *p, size_t size) {
+  void *m;
+  if (p->nallocs == p->capallocs) {
+    size_t cap = p->capallocs ? p->capallocs * 2 : 16;
+    void **a = (void **)realloc(p->allocs, cap * sizeof *a);
+    if (a == NULL) luaL_error(L, "lunamodb: encode_plan: not enough memory");
+    p->allocs = a;
+    p->capallocs = cap;
+  }
+  m = calloc(1, size ? size : 1);
+  if (m == NULL) luaL_error(L, "lunamodb: encode_plan: not enough memory");
+  p->allocs[p->nallocs++] = m;
+  return m;
+}
+
+static size_t name_hash(const char *s) {
+  uintptr_t a = (uintptr_t)s;
+  return (size_t)((a >> 4) ^ (a >> 11));
+}
+
+/* Anchors the value on top of the stack (popped) and returns its slot. */
+static int plan_anchor(lua_State *L, enc_plan *p, int anchor) {
+  lua_rawseti(L, anchor, ++p->nanchor);
+  return p->nanchor;
+}
+
+static enc_level_plan *plan_level(lua_State *L, enc_plan *p, int anchor, int spec, int depth);
+
+static void plan_field(lua_State *L, enc_plan *p, int anchor, int entry, enc_field *f,
+                       int depth) {
+  int code;
+  if (!lua_istable(L, entry)) luaL_error(L, "lunamodb: encode_plan: an entry is not a table");
+  lua_rawgeti(L, entry, 1);
+  f->flags = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  lua_rawgeti(L, entry, 6);
+  f->key_pos = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  f->must = !(f->flags & ENC_NULL_OK) || (f->flags & ENC_HAS_DEFAULT);
+  lua_rawgeti(L, entry, 2);
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "lunamodb: encode_plan: a name is not a string");
+  f->name = lua_tolstring(L, -1, &f->name_len);
+  f->name_slot = plan_anchor(L, p, anchor);
+  lua_rawgeti(L, entry, 3);
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "lunamodb: encode_plan: a wire name is not a string");
+  f->wire = lua_tolstring(L, -1, &f->wire_len);
+  plan_anchor(L, p, anchor);
+  lua_rawgeti(L, entry, 5);
+  f->attr_slot = plan_anchor(L, p, anchor);
+  code = f->flags & 15;
+  if (code == DEC_MAP || code == DEC_LIST) {
+    lua_rawgeti(L, entry, 4);
+    if (!lua_istable(L, -1)) luaL_error(L, "lunamodb: encode_plan: a map or list has no sub spec");
+    if (code == DEC_MAP) {
+      f->map = plan_level(L, p, anchor, lua_gettop(L), depth + 1);
+    } else {
+      if (depth >= 32) luaL_error(L, "lunamodb: encode_plan: nesting too deep");
+      f->elem = (enc_field *)plan_alloc(L, p, sizeof *f->elem);
+      plan_field(L, p, anchor, lua_gettop(L), f->elem, depth + 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static enc_level_plan *plan_level(lua_State *L, enc_plan *p, int anchor, int spec, int depth) {
+  enc_level_plan *lp = (enc_level_plan *)plan_alloc(L, p, sizeof *lp);
+  size_t n = lua_rawlen(L, spec), i, cap = 4;
+  if (depth >= 32) luaL_error(L, "lunamodb: encode_plan: nesting too deep");
+  if (n > 100000) luaL_error(L, "lunamodb: encode_plan: too many attributes");
+  luaL_checkstack(L, 8, "lunamodb: encode_plan: nesting too deep");
+  lp->n = (int)n;
+  lp->fields = (enc_field *)plan_alloc(L, p, n * sizeof *lp->fields);
+  lua_getfield(L, spec, "subset");
+  lp->subset = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, spec, (int)i + 1);
+    plan_field(L, p, anchor, lua_gettop(L), &lp->fields[i], depth);
+    lua_pop(L, 1);
+    lp->must += lp->fields[i].must;
+  }
+  while (cap < 2 * n) cap *= 2;
+  lp->hmask = cap - 1;
+  lp->slots = (int *)plan_alloc(L, p, cap * sizeof *lp->slots);
+  for (i = 0; i < n; i++) {
+    size_t h = name_hash(lp->fields[i].name) & lp->hmask;
+    while (lp->slots[h]) h = (h + 1) & lp->hmask;
+    lp->slots[h] = (int)i + 1;
+  }
+  return lp;
+}
+
+static const enc_field *plan_find(const enc_level_plan *lp, const char *s, size_t len) {
+  size_t h = name_hash(s) & lp->hmask;
+  int k;
+  while ((k = lp->slots[h]) != 0) {
+    if (lp->fields[k - 1].name == s) return &lp->fields[k - 1];
+    h = (h + 1) & lp->hmask;
+  }
+  for (k = 0; k < lp->n; k++)
+    if (lp->fields[k].name_len == len && memcmp(lp->fields[k].name, s, len) == 0)
+      return &lp->fields[k];
+  return NULL;
+}
+
+static int core_encode_plan(lua_State *L) {
+  enc_plan *p;
+  int k;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  p = (enc_plan *)lua_newuserdatauv(L, sizeof *p, 1);                 /* 3 */
+  memset(p, 0, sizeof *p);
+  luaL_setmetatable(L, MT_ENC_PLAN);
+  lua_createtable(L, 64, 0);                                           /* 4: anchor */
+  lua_pushvalue(L, 4);
+  lmdb_setuservalue(L, 3);
+  for (k = 0; k < H_COUNT; k++) {
+    lua_getfield(L, 2, hook_names[k]);
+    lua_rawseti(L, 4, k + 1);
+  }
+  p->nanchor = H_COUNT;
+  p->top = plan_level(L, p, 4, 1, 0);
+  lua_settop(L, 3);
+  return 1;
+}
+
 typedef struct item_encoder {
   encoder *e;
-  int hooks;      /* first hook slot */
+  int anchor;                /* the plan's anchor table (hooks first) */
+  size_t key_at[2], key_end[2];  /* the key members' text in the output */
 } item_encoder;
 
-#define HOOK(ie, h) lua_pushvalue((ie)->e->L, (ie)->hooks + (h))
+/* Pushes a hook's value (read when needed: most items need few of them). */
+#define HOOK(ie, h) lua_rawgeti((ie)->e->L, (ie)->anchor, (h) + 1)
 
-#define ENC_PUT(e, s) do { if (lmdb_buf_puts((e)->out, (s)) != 0) encode_error((e), "not enough memory"); } while (0)
-#define ENC_PUTN(e, s, n) do { if (lmdb_buf_append((e)->out, (s), (n)) != 0) encode_error((e), "not enough memory"); } while (0)
+/* Appends without a call when the buffer has room (most appends here are a few bytes). */
+static inline void enc_put(encoder *e, const char *s, size_t n) {
+  lmdb_buf *b = e->out;
+  if (b->len + n < b->cap) {
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+  } else if (lmdb_buf_append(b, s, n) != 0) {
+    encode_error(e, "not enough memory");
+  }
+}
+#define ENC_LIT(e, s) enc_put((e), (s), sizeof(s) - 1)
 
 static void civil_from_days(int64_t z, int *y, int *m, int *d) {
   int64_t era, yy;
@@ -969,6 +1157,71 @@ static int fmt_int64(char *buf, int64_t v) {
   if (v < 0) buf[len++] = '-';
   while (n) buf[len++] = tmp[--n];
   return len;
+}
+
+/* The text %.15g writes for v (values.encode_number's shortest round-trip text) when v is
+** m / 10^k for an integer m below 10^15 and 1e-4 <= |v| < 1e15 (fixed notation), found
+** without printf; 0 for any other v. Such an m is unique: the product's rounding error is
+** under 0.11, and m / 10^k == v checks it reads back (both exact doubles, the division
+** correctly rounded as strtod is). buf: at least 24 bytes. */
+static int fmt_short_float(char *buf, double v) {
+  static const double p10[16] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+                                  1e11, 1e12, 1e13, 1e14, 1e15 };
+  double a = fabs(v);
+  char digits[24];
+  int k, nd, len = 0, i;
+  if (!(a >= 1e-4 && a < 1e15)) return 0;
+  for (k = 0; k <= 15; k++) {
+    double s = a * p10[k], m;
+    if (s >= 1e15) return 0;                   /* more than 15 significant digits */
+    m = floor(s + 0.5);
+    if (m / p10[k] != a) continue;
+    nd = fmt_int64(digits, (int64_t)m);
+    if (v < 0) buf[len++] = '-';
+    if (k == 0) {
+      memcpy(buf + len, digits, (size_t)nd);
+      return len + nd;
+    }
+    if (nd <= k) {                             /* 0.000ddd */
+      buf[len++] = '0';
+      buf[len++] = '.';
+      for (i = nd; i < k; i++) buf[len++] = '0';
+      memcpy(buf + len, digits, (size_t)nd);
+      return len + nd;
+    }
+    memcpy(buf + len, digits, (size_t)(nd - k));
+    len += nd - k;
+    buf[len++] = '.';
+    memcpy(buf + len, digits + nd - k, (size_t)k);
+    return len + k;
+  }
+  return 0;
+}
+
+/* The shortest of %.15g, %.16g and %.17g that reads back as the finite v: the float text
+** of values.encode_number (through core.format_float) and of encode_item alike, so both
+** paths write one decimal (LuaJIT's own %g rounds ties otherwise). Returns its length. */
+static int fmt_shortest(char *buf, size_t size, double v) {
+  int n = size >= 24 ? fmt_short_float(buf, v) : 0, prec;
+  if (n > 0) return n;
+  for (prec = 15; prec <= 17; prec++) {
+    n = snprintf(buf, size, "%.*g", prec, v);
+    if (prec == 17 || (n > 0 && (size_t)n < size && strtod(buf, NULL) == v))
+      break;
+  }
+  return n;
+}
+
+/* core.format_float(v) -> the shortest %.Ng text (N = 15, 16, 17) that reads back as v. */
+static int core_format_float(lua_State *L) {
+  char buf[40];
+  double v = (double)luaL_checknumber(L, 1);
+  int n;
+  if (v != v || v == HUGE_VAL || v == -HUGE_VAL)
+    return luaL_argerror(L, 1, "a finite number expected");
+  n = fmt_shortest(buf, sizeof buf, v);
+  lua_pushlstring(L, buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : 0);
+  return 1;
 }
 
 /* Two digits of v (0..99) at p. */
@@ -1009,20 +1262,14 @@ static int enc_number(item_encoder *ie, int idx) {
 #endif
   }
   if (n < 0 && lua_type(L, idx) == LUA_TNUMBER) {
-    /* values.encode_number's float text: the shortest of %.15g, %.16g and
-    ** %.17g that reads back as the same double; an exponent form is left to
-    ** it (it spells such numbers out, or refuses them). */
+    /* values.encode_number's float text (core.format_float); an exponent form is left to
+    ** it (it spells such numbers out, or refuses them) */
     double v = (double)lua_tonumber(L, idx);
     if (v == v && v != HUGE_VAL && v != -HUGE_VAL) {
-      int prec;
-      for (prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp + 1, sizeof tmp - 2, "%.*g", prec, v);
-        if (prec == 17 || strtod(tmp + 1, NULL) == v)
-          break;
-      }
-      if (n <= 0 || n >= (int)sizeof tmp - 2 || memchr(tmp + 1, 'e', (size_t)n))
+      n = fmt_shortest(tmp + 1, sizeof tmp - 2, v);
+      if (n <= 0 || n >= (int)sizeof tmp - 2 || memchr(tmp + 1, 'e', (size_t)n)) {
         n = -1;
-      else {
+      } else {
         if (v == 0) {                         /* -0.0 */
           tmp[1] = '0';
           n = 1;
@@ -1034,7 +1281,7 @@ static int enc_number(item_encoder *ie, int idx) {
     }
   }
   if (n > 0) {
-    ENC_PUTN(ie->e, tmp, (size_t)n);
+    enc_put(ie->e, tmp, (size_t)n);
     return 1;
   }
   HOOK(ie, H_ENCODE_NUMBER);
@@ -1053,15 +1300,16 @@ static int has_metatable(item_encoder *ie, int idx, int which) {
   lua_State *L = ie->e->L;
   int same;
   if (!lua_getmetatable(L, idx)) return 0;
-  same = lua_rawequal(L, -1, ie->hooks + which);
-  lua_pop(L, 1);
+  HOOK(ie, which);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
   return same;
 }
 
-typedef struct { const char *s; size_t n; } enc_member;
+typedef struct { const char *s; size_t n; } set_member;
 
 static int member_cmp(const void *a, const void *b) {
-  const enc_member *x = (const enc_member *)a, *y = (const enc_member *)b;
+  const set_member *x = (const set_member *)a, *y = (const set_member *)b;
   size_t n = x->n < y->n ? x->n : y->n;
   int c = memcmp(x->s, y->s, n);
   if (c != 0) return c;
@@ -1071,8 +1319,10 @@ static int member_cmp(const void *a, const void *b) {
 /* A string set: its members sorted bytewise, as set:items() gives them. */
 static int enc_string_set(item_encoder *ie, int idx) {
   lua_State *L = ie->e->L;
-  enc_member small[16], *m = small;
+  set_member small[16], *m = small;
   lua_Integer size;
+  const char *kind;
+  size_t kind_len;
   int members, i = 0, k;
   HOOK(ie, H_K_SIZE);
   lua_rawget(L, idx);
@@ -1081,31 +1331,30 @@ static int enc_string_set(item_encoder *ie, int idx) {
   if (size <= 0) return 2;                               /* empty: absent */
   HOOK(ie, H_K_KIND);
   lua_rawget(L, idx);
-  k = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "string") == 0;
+  kind = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &kind_len) : NULL;
+  k = kind && kind_len == 6 && memcmp(kind, "string", 6) == 0;
   lua_pop(L, 1);
   if (!k || size > 100000) return 0;
   HOOK(ie, H_K_MEMBERS);
   lua_rawget(L, idx);
   members = lua_gettop(L);
   if (size > 16)
-    m = (enc_member *)lua_newuserdatauv(L, (size_t)size * sizeof *m, 0);
+    m = (set_member *)lua_newuserdatauv(L, (size_t)size * sizeof *m, 0);
   lua_pushnil(L);
   while (lua_next(L, members)) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING || i >= size) { lua_settop(L, members - 1); return 0; }
+    if (lua_type(L, -1) != LUA_TSTRING || i >= size) return 0;
     m[i].s = lua_tolstring(L, -1, &m[i].n);              /* anchored in members */
     i++;
   }
-  if (i != size) { lua_settop(L, members - 1); return 0; }
+  if (i != size) return 0;
   qsort(m, (size_t)i, sizeof *m, member_cmp);
-  ENC_PUT(ie->e, "{\"SS\":[");
+  ENC_LIT(ie->e, "{\"SS\":[");
   for (k = 0; k < i; k++) {
-    int rc;
-    if (k) ENC_PUT(ie->e, ",");
-    rc = lmdb_json_put_string(ie->e->out, m[k].s, m[k].n);
-    if (rc != 0) { lua_settop(L, members - 1); return 0; }
+    if (k) ENC_LIT(ie->e, ",");
+    if (lmdb_json_put_string(ie->e->out, m[k].s, m[k].n) != 0) return 0;
   }
-  ENC_PUT(ie->e, "]}");
+  ENC_LIT(ie->e, "]}");
   lua_settop(L, members - 1);
   return 1;
 }
@@ -1119,10 +1368,10 @@ static int enc_datetime(item_encoder *ie, int idx) {
   HOOK(ie, H_K_ISO);
   lua_rawget(L, idx);
   if (lua_type(L, -1) == LUA_TSTRING) {
-    ENC_PUT(ie->e, "{\"S\":");
+    ENC_LIT(ie->e, "{\"S\":");
     n = enc_string(ie, lua_gettop(L), 1);
     lua_pop(L, 1);
-    ENC_PUT(ie->e, "}");
+    ENC_LIT(ie->e, "}");
     return n;
   }
   lua_pop(L, 1);
@@ -1151,38 +1400,97 @@ static int enc_datetime(item_encoder *ie, int idx) {
   put2(tmp + 26, (int)(usec / 10000));
   put2(tmp + 28, (int)(usec / 100 % 100));
   put2(tmp + 30, (int)(usec % 100));
-  ENC_PUTN(ie->e, tmp, 39);
-  n = 1;
+  enc_put(ie->e, tmp, 39);
   return 1;
 }
 
-static int enc_level(item_encoder *ie, int vals, int spec);
+static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals);
+static int enc_attr(item_encoder *ie, const enc_field *f, int idx);
+
+/* A list element at idx: lunamodb.null, or what enc_attr writes ({"NULL":true} for an
+** element it leaves absent). 0: give up. */
+static int enc_element(item_encoder *ie, const enc_field *elem, int idx) {
+  lua_State *L = ie->e->L;
+  int r;
+  if (lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == JSON_NULL)
+    r = 2;
+  else
+    r = enc_attr(ie, elem, idx);
+  if (r == 2) ENC_LIT(ie->e, "{\"NULL\":true}");
+  return r != 0;
+}
+
+/* A list: its elements in order. A list built in order is read in one traversal; one whose
+** elements the traversal gives out of order (in Lua's hash part) is read by index once its
+** keys are counted. Holes and other keys make it give up. */
+static int enc_list(item_encoder *ie, const enc_field *f, int idx) {
+  lua_State *L = ie->e->L;
+  lmdb_buf *out = ie->e->out;
+  size_t mark, i = 0, n, count = 0;
+  int in_order = 1;
+  if (lua_type(L, idx) != LUA_TTABLE || ie->e->depth >= 32) return 0;
+  if (lua_getmetatable(L, idx)) {
+    int ok = lua_rawequal(L, -1, ie->e->array_mt);
+    lua_pop(L, 1);
+    if (!ok) return 0;
+  }
+  mark = out->len;
+  ie->e->depth++;
+  ENC_LIT(ie->e, "{\"L\":[");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    i++;
+    if (lua_type(L, -2) != LUA_TNUMBER || lua_tonumber(L, -2) != (lua_Number)i) {
+      lua_pop(L, 2);
+      in_order = 0;
+      break;
+    }
+    if (i > 1) ENC_LIT(ie->e, ",");
+    if (!enc_element(ie, f->elem, lua_gettop(L))) return 0;
+    lua_pop(L, 1);
+  }
+  if (!in_order) {
+    out->len = mark;
+    ENC_LIT(ie->e, "{\"L\":[");
+    n = lua_rawlen(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) { lua_pop(L, 1); count++; }
+    if (count != n) return 0;
+    for (i = 1; i <= n; i++) {
+      if (i > 1) ENC_LIT(ie->e, ",");
+      lua_rawgeti(L, idx, (int)i);
+      if (!enc_element(ie, f->elem, lua_gettop(L))) return 0;
+      lua_pop(L, 1);
+    }
+  }
+  ie->e->depth--;
+  ENC_LIT(ie->e, "]}");
+  return 1;
+}
 
 /* The attribute value of the value at idx: 1 written, 2 absent (nothing
 ** written), 0 give up. */
-static int enc_attr(item_encoder *ie, int entry, int idx) {
+static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
   lua_State *L = ie->e->L;
-  int code, is_key, r;
-  lua_rawgeti(L, entry, 1);
-  code = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  is_key = (code & ENC_IS_KEY) != 0;
-  code &= 15;
-  switch (code) {
+  int r;
+  switch (f->flags & 15) {
     case DEC_S:
       if (lua_type(L, idx) != LUA_TSTRING) return 0;
-      ENC_PUT(ie->e, "{\"S\":");
-      if (!enc_string(ie, idx, is_key)) return 0;
-      ENC_PUT(ie->e, "}");
+      ENC_LIT(ie->e, "{\"S\":");
+      if (!enc_string(ie, idx, f->flags & ENC_IS_KEY)) return 0;
+      ENC_LIT(ie->e, "}");
       return 1;
     case DEC_N:
-      ENC_PUT(ie->e, "{\"N\":");
+      ENC_LIT(ie->e, "{\"N\":");
       if (!enc_number(ie, idx)) return 0;
-      ENC_PUT(ie->e, "}");
+      ENC_LIT(ie->e, "}");
       return 1;
     case DEC_BOOL:
       if (lua_type(L, idx) != LUA_TBOOLEAN) return 0;
-      ENC_PUT(ie->e, lua_toboolean(L, idx) ? "{\"BOOL\":true}" : "{\"BOOL\":false}");
+      if (lua_toboolean(L, idx))
+        ENC_LIT(ie->e, "{\"BOOL\":true}");
+      else
+        ENC_LIT(ie->e, "{\"BOOL\":false}");
       return 1;
     case DEC_SS:
       if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, H_SET_MT)) return 0;
@@ -1193,120 +1501,91 @@ static int enc_attr(item_encoder *ie, int entry, int idx) {
     case DEC_MAP:
       if (lua_type(L, idx) != LUA_TTABLE || lua_getmetatable(L, idx)) return 0;
       if (ie->e->depth >= 32) return 0;
-      ENC_PUT(ie->e, "{\"M\":");
-      lua_rawgeti(L, entry, 4);
+      ENC_LIT(ie->e, "{\"M\":");
       ie->e->depth++;
-      r = enc_level(ie, idx, lua_gettop(L));
+      r = enc_level(ie, f->map, idx);
       ie->e->depth--;
-      lua_pop(L, 1);
       if (!r) return 0;
-      ENC_PUT(ie->e, "}");
+      ENC_LIT(ie->e, "}");
       return 1;
-    case DEC_LIST: {
-      size_t n, i, count = 0;
-      int elem;
-      if (lua_type(L, idx) != LUA_TTABLE || ie->e->depth >= 32) return 0;
-      if (lua_getmetatable(L, idx)) {
-        int ok = lua_rawequal(L, -1, ie->e->array_mt);
-        lua_pop(L, 1);
-        if (!ok) return 0;
-      }
-      n = lua_rawlen(L, idx);
-      lua_pushnil(L);
-      while (lua_next(L, idx)) { lua_pop(L, 1); count++; }
-      if (count != n) return 0;
-      lua_rawgeti(L, entry, 4);
-      elem = lua_gettop(L);
-      ENC_PUT(ie->e, "{\"L\":[");
-      ie->e->depth++;
-      for (i = 1; i <= n; i++) {
-        if (i > 1) ENC_PUT(ie->e, ",");
-        lua_rawgeti(L, idx, (int)i);
-        HOOK(ie, H_NULL);
-        if (lua_rawequal(L, -1, -2)) {
-          r = 2;
-        } else {
-          lua_pop(L, 1);
-          r = enc_attr(ie, elem, lua_gettop(L));
-          lua_pushnil(L);
-        }
-        lua_pop(L, 2);
-        if (r == 0) { ie->e->depth--; lua_settop(L, elem - 1); return 0; }
-        if (r == 2) ENC_PUT(ie->e, "{\"NULL\":true}");
-      }
-      ie->e->depth--;
-      lua_settop(L, elem - 1);
-      ENC_PUT(ie->e, "]}");
-      return 1;
-    }
+    case DEC_LIST:
+      return enc_list(ie, f, idx);
     default:
       break;
   }
   /* the attribute's own encode: encode(attr, value, name) -> av or nil */
   HOOK(ie, H_ENCODE);
-  lua_rawgeti(L, entry, 5);
+  lua_rawgeti(L, ie->anchor, f->attr_slot);
   lua_pushvalue(L, idx);
-  lua_rawgeti(L, entry, 2);
+  lua_rawgeti(L, ie->anchor, f->name_slot);
   lua_call(L, 3, 1);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return 2; }
-  if (lua_type(L, -1) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
+  if (lua_type(L, -1) != LUA_TTABLE) return 0;
   encode_value(ie->e, lua_gettop(L));
   lua_pop(L, 1);
   return 1;
 }
 
-/* An item or a typed map (the table at vals) as a JSON object. */
-static int enc_level(item_encoder *ie, int vals, int spec) {
+/* One member ('"wire":value') for the value at v; 0: give up. */
+static int enc_member(item_encoder *ie, const enc_field *f, int v, int *first) {
+  lmdb_buf *out = ie->e->out;
+  size_t mark = out->len, start;
+  int r;
+  if (!*first) ENC_LIT(ie->e, ",");
+  start = out->len;
+  enc_put(ie->e, f->wire, f->wire_len);
+  r = enc_attr(ie, f, v);
+  if (r == 0) return 0;
+  if (r == 2) {                                          /* absent: an empty set */
+    if (!(f->flags & ENC_NULL_OK)) return 0;
+    out->len = mark;
+    return 1;
+  }
+  if (f->key_pos == 1 || f->key_pos == 2) {
+    ie->key_at[f->key_pos - 1] = start;
+    ie->key_end[f->key_pos - 1] = out->len;
+  }
+  *first = 0;
+  return 1;
+}
+
+/* An item or a typed map (the table at vals) as a JSON object. A whole level is read in one
+** traversal of the values; a subset (a Key) by name. On giving up the stack is left as it
+** is (core_encode_item returns only its top). */
+static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals) {
   lua_State *L = ie->e->L;
-  size_t n = lua_rawlen(L, spec), i, present = 0, count = 0;
-  int first = 1;
+  int first = 1, must = 0, i;
   luaL_checkstack(L, 12, "lunamodb: nesting too deep");
-  ENC_PUT(ie->e, "{");
-  for (i = 1; i <= n; i++) {
-    int entry, v, r, flags;
-    size_t mark;
-    lua_rawgeti(L, spec, (int)i);
-    entry = lua_gettop(L);
-    lua_rawgeti(L, entry, 1);
-    flags = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    lua_rawgeti(L, entry, 2);
-    lua_rawget(L, vals);
-    v = lua_gettop(L);
-    if (lua_isnil(L, v)) {
-      lua_settop(L, entry - 1);
-      if (!(flags & ENC_NULL_OK) || (flags & ENC_HAS_DEFAULT)) return 0;
-      continue;
+  ENC_LIT(ie->e, "{");
+  if (lp->subset) {
+    for (i = 0; i < lp->n; i++) {
+      const enc_field *f = &lp->fields[i];
+      lua_rawgeti(L, ie->anchor, f->name_slot);
+      lua_rawget(L, vals);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        if (f->must) return 0;
+        continue;
+      }
+      if (!enc_member(ie, f, lua_gettop(L), &first)) return 0;
+      lua_pop(L, 1);
     }
-    present++;
-    mark = ie->e->out->len;
-    if (!first) ENC_PUT(ie->e, ",");
-    lua_rawgeti(L, entry, 3);                            /* '"wire":' */
-    {
-      size_t wl;
-      const char *w = lua_tolstring(L, -1, &wl);
-      ENC_PUTN(ie->e, w, wl);
-    }
-    lua_pop(L, 1);
-    r = enc_attr(ie, entry, v);
-    if (r == 0) return 0;
-    if (r == 2) {                                        /* absent: an empty set */
-      lua_settop(L, entry - 1);
-      if (!(flags & ENC_NULL_OK)) return 0;
-      ie->e->out->len = mark;
-      continue;
-    }
-    first = 0;
-    lua_settop(L, entry - 1);
-  }
-  lua_getfield(L, spec, "subset");                       /* a key: other names may be there */
-  if (!lua_toboolean(L, -1)) {
+  } else {
     lua_pushnil(L);
-    while (lua_next(L, vals)) { lua_pop(L, 1); count++; }
-    if (count != present) return 0;                      /* names it does not declare */
+    while (lua_next(L, vals)) {
+      const enc_field *f = NULL;
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        size_t len;
+        const char *name = lua_tolstring(L, -2, &len);
+        f = plan_find(lp, name, len);
+      }
+      if (f == NULL || !enc_member(ie, f, lua_gettop(L), &first)) return 0;
+      must += f->must;
+      lua_pop(L, 1);
+    }
+    if (must != lp->must) return 0;                     /* a value it needs is missing */
   }
-  lua_pop(L, 1);
-  ENC_PUT(ie->e, "}");
+  ENC_LIT(ie->e, "}");
   return 1;
 }
 
@@ -1324,30 +1603,64 @@ static int core_raw_json(lua_State *L) {
 static int core_encode_item(lua_State *L) {
   core_state *st = get_state(L);
   encoder *e = &st->item_enc;
+  lmdb_buf *out = &st->item_out;
   item_encoder ie;
-  int ok, k;
+  const enc_plan *p;
+  const char *prefix, *suffix;
+  size_t prefix_len = 0, suffix_len = 0;
+  int ok, with_key;
   luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
+  with_key = lua_toboolean(L, 3);
+  prefix = luaL_optlstring(L, 4, NULL, &prefix_len);
+  suffix = luaL_optlstring(L, 5, NULL, &suffix_len);
+  lua_settop(L, 5);
+  /* the metatable from an upvalue: luaL_checkudata's registry lookup by name costs more */
+  if (!lua_getmetatable(L, 2) || !lua_rawequal(L, -1, PLAN_MT_UPVALUE))
+    return luaL_argerror(L, 2, "an encode plan (core.encode_plan) expected");
+  lua_pop(L, 1);
+  p = (const enc_plan *)lua_touserdata(L, 2);
+  if (p->top == NULL) return luaL_argerror(L, 2, "a released plan");
   e->L = L;
-  e->out = &st->item_out;
+  e->out = out;
   e->depth = 0;
   lua_pushvalue(L, ARRAY_MT_UPVALUE);
   e->array_mt = lua_gettop(L);
+  lmdb_getuservalue(L, 2);
+  ie.anchor = lua_gettop(L);
   ie.e = e;
-  for (k = 0; k < H_COUNT; k++)
-    lua_getfield(L, 3, hook_names[k]);
-  ie.hooks = lua_gettop(L) - H_COUNT + 1;
-  lmdb_buf_reset(&st->item_out);
-  ok = enc_level(&ie, 1, 2) && st->item_out.len <= ENC_MAX_JSON;
-  if (ok)
-    push_buf(L, &st->item_out);
-  else
+  ie.key_at[0] = ie.key_at[1] = ie.key_end[0] = ie.key_end[1] = 0;
+  lmdb_buf_reset(out);
+  if (prefix_len) enc_put(e, prefix, prefix_len);
+  ok = enc_level(&ie, p->top, 1) && out->len - prefix_len <= ENC_MAX_JSON;
+  if (ok && suffix_len) enc_put(e, suffix, suffix_len);
+  if (!ok) {
     lua_pushnil(L);
-  if (st->item_out.cap > 1 << 20)
-    lmdb_buf_free(&st->item_out);
-  return 1;
+  } else {
+    push_buf(L, out);
+    if (with_key) {
+      /* the Key map from the key members already written: {"hash":..[,"range":..]} */
+      size_t base = out->len, h = ie.key_end[0] - ie.key_at[0];
+      size_t r = ie.key_end[1] ? ie.key_end[1] - ie.key_at[1] : 0;
+      if (ie.key_end[0] == 0 || lmdb_buf_reserve(out, h + r + 3) != 0) {
+        lua_pushnil(L);
+      } else {
+        char *d = out->data + base;
+        *d++ = '{';
+        memcpy(d, out->data + ie.key_at[0], h);
+        d += h;
+        if (ie.key_end[1]) {
+          *d++ = ',';
+          memcpy(d, out->data + ie.key_at[1], r);
+          d += r;
+        }
+        *d++ = '}';
+        lua_pushlstring(L, out->data + base, (size_t)(d - (out->data + base)));
+      }
+    }
+  }
+  if (out->cap > 1 << 20)
+    lmdb_buf_free(out);
+  return with_key && ok ? 2 : 1;
 }
 
 /* Checks a JSON text without building Lua values: true, or nil, message
@@ -2495,6 +2808,8 @@ static const luaL_Reg core_functions[] = {
   {"json_valid", core_json_valid},
   {"decode_items", core_decode_items},
   {"encode_item", core_encode_item},
+  {"encode_plan", core_encode_plan},
+  {"format_float", core_format_float},
   {"raw_json", core_raw_json},
   {"paginated", core_paginated},
   {"paginate_next", core_paginate_next},
@@ -2568,6 +2883,10 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   new_class(L, MT_POLICY, policy_methods, NULL, NULL);
   new_class(L, MT_HTTP, http_methods, http_close, http_tostring);
   new_class(L, MT_REQUEST, request_methods, request_release, request_tostring);
+  luaL_newmetatable(L, MT_ENC_PLAN);
+  lua_pushcfunction(L, enc_plan_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newmetatable(L, MT_PROFILE);
   lua_pushcfunction(L, profile_gc);
   lua_setfield(L, -2, "__gc");
@@ -2595,7 +2914,8 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   lua_setfield(L, -2, "__name");
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "array_mt");
-  luaL_setfuncs(L, core_functions, 2);
+  luaL_getmetatable(L, MT_ENC_PLAN);
+  luaL_setfuncs(L, core_functions, 3);
   lua_pushlightuserdata(L, JSON_NULL);
   lua_setfield(L, -2, "null");
   lua_pushliteral(L, LUNAMODB_VERSION);

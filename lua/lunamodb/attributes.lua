@@ -1248,10 +1248,11 @@ end
 
 ------------------------------------------------ the core's fast item encoder
 
--- core.encode_item writes an item's JSON straight from its values, guided by a spec built
--- once per schema (see csrc/lmdb.c). Only the built-in classes get fast codes; every other
--- attribute goes through its own encode (hooks.encode); anything unexpected makes the core
--- give up, and serialize_item then does the work (and raises the precise error).
+-- core.encode_item writes an item's JSON straight from its values, guided by a plan the
+-- core compiles once per schema from the spec built here (see csrc/lmdb.c). Only the built-in
+-- classes get fast codes; every other attribute goes through its own encode (hooks.encode);
+-- anything unexpected makes the core give up, and serialize_item then does the work (and
+-- raises the precise error).
 local encode_entry
 
 local function encode_level(list, is_item, keys)
@@ -1260,7 +1261,10 @@ local function encode_level(list, is_item, keys)
     local e = encode_entry(a)
     -- flags beside the code (csrc/lmdb.c ENC_*): null_ok, is_key, has_default
     if a.null then e[1] = e[1] + 16 end
-    if keys and keys[a] then e[1] = e[1] + 32 end
+    if keys and keys[a] then
+      e[1] = e[1] + 32
+      e[6] = keys[a]                -- 1 the hash key, 2 the range key
+    end
     if not is_item and (a.default ~= nil or a.default_for_new ~= nil) then e[1] = e[1] + 64 end
     spec[i] = e
   end
@@ -1282,49 +1286,49 @@ end
 M.ENCODE_HOOKS = {
   encode = function(a, v, name) return a:encode(v, nil, name, 1) end,
   encode_number = function(v) return (encode_number(v)) end,
-  null = null,
   set_mt = layout.set_mt, k_members = layout.k_members, k_size = layout.k_size,
   k_kind = layout.k_kind, dt_mt = layout.dt_mt, k_sec = layout.k_sec, k_usec = layout.k_usec,
   k_iso = layout.k_iso,
 }
 
-local encode_item, ENCODE_HOOKS = core.encode_item, M.ENCODE_HOOKS
+local encode_item, encode_plan, ENCODE_HOOKS = core.encode_item, core.encode_plan, M.ENCODE_HOOKS
 
--- The encode spec of a schema (cached).
-function M.encode_spec(T)
-  local info = M.info(T)
-  local spec = info.encode_spec
-  if not spec then
-    local keys = {}
-    if info.hash_key then keys[info.hash_key] = true end
-    if info.range_key then keys[info.range_key] = true end
-    spec = encode_level(info.order, true, keys)
-    info.encode_spec = spec
-  end
-  return spec
+local function key_positions(info)
+  local keys = {}
+  if info.hash_key then keys[info.hash_key] = 1 end
+  if info.range_key then keys[info.range_key] = 2 end
+  return keys
 end
 
--- The encode spec of a schema's key attributes (cached): values may hold other names.
-function M.key_spec(T)
+-- The encode plan of a schema (cached): the whole item.
+function M.encode_plan(T)
   local info = M.info(T)
-  local spec = info.key_spec
-  if not spec then
-    local list, keys = { info.hash_key }, { [info.hash_key] = true }
-    if info.range_key then
-      list[2] = info.range_key
-      keys[info.range_key] = true
-    end
-    spec = encode_level(list, true, keys)
-    spec.subset = true
-    info.key_spec = spec
+  local plan = info.encode_plan
+  if not plan then
+    plan = encode_plan(encode_level(info.order, true, key_positions(info)), ENCODE_HOOKS)
+    info.encode_plan = plan
   end
-  return spec
+  return plan
+end
+
+-- The encode plan of a schema's key attributes (cached): values may hold other names.
+function M.key_plan(T)
+  local info = M.info(T)
+  local plan = info.key_plan
+  if not plan then
+    local list = { info.hash_key, info.range_key }
+    local spec = encode_level(list, true, key_positions(info))
+    spec.subset = true
+    plan = encode_plan(spec, ENCODE_HOOKS)
+    info.key_plan = plan
+  end
+  return plan
 end
 
 -- The JSON of the item's Key map ({"hash":{..},"range":{..}}, in that order), or nil when
 -- the core does not take it (serialize_key then raises what is wrong).
 function M.encode_key_json(T, vals)
-  local ok, text = pcall(encode_item, vals, M.key_spec(T), ENCODE_HOOKS)
+  local ok, text = pcall(encode_item, vals, M.key_plan(T))
   if ok then return text end
   return nil
 end
@@ -1332,7 +1336,7 @@ end
 -- The item's JSON (its attribute map) from the core's fast encoder, or nil when it does not
 -- take it (serialize_item then does).
 function M.encode_item_json(T, vals)
-  local ok, text = pcall(encode_item, vals, M.encode_spec(T), ENCODE_HOOKS)
+  local ok, text = pcall(encode_item, vals, M.encode_plan(T))
   if ok then return text end
   return nil
 end

@@ -85,6 +85,8 @@ local function check_attempts(n, what)
   end
 end
 
+local reset
+
 function M.writer(cls, opts)
   opts = I.check_call_options(opts, WRITE_OPTIONS, "batch_write")
   local n = opts.max_attempts
@@ -92,14 +94,23 @@ function M.writer(cls, opts)
   if opts.ignore_version ~= nil and type(opts.ignore_version) ~= "boolean" then
     error("lunamodb: batch_write: ignore_version must be a boolean", 0)
   end
-  return setmetatable({
-    cls = cls, max_attempts = n or M.MAX_ATTEMPTS, ignore_version = opts.ignore_version,
-    groups = {}, order = {}, seen = {}, count = 0,
-  }, Writer)
+  if cls ~= nil and not I.classes[cls] then error("lunamodb: not a model class", 0) end
+  local self = setmetatable({ cls = cls, max_attempts = n or M.MAX_ATTEMPTS,
+    ignore_version = opts.ignore_version }, Writer)
+  return reset(self)
 end
 
--- A key's identity in a batch: the table and the Key map's JSON, hash then range. key is
--- a wire Key (or a whole wire item: only its key attributes count).
+-- Empties the queue: groups (one per client, in order of first use) hold the { table_name,
+-- request_json } entries for the core to pack; seen[table_name][key_json] is the number of
+-- the queued write, items[n] and kinds[n] what it was.
+reset = function(self)
+  self.groups, self.order, self.targets, self.seen, self.infos = {}, {}, {}, {}, {}
+  self.items, self.kinds, self.count = {}, {}, 0
+  return self
+end
+
+-- A key's identity in a batch: the Key map's JSON, hash then range. key is a wire Key (or a
+-- whole wire item: only its key attributes count). The core writes a Key's JSON in this form.
 local function key_text(info, key)
   local h = info.hash_key.wire_name
   local text = "{" .. json_encode(h) .. ":" .. json_encode(key[h])
@@ -110,52 +121,64 @@ local function key_text(info, key)
   return text .. "}"
 end
 
-local function add(self, item, op, what)
-  local icls = model.class_of(item)
-  if not icls then
-    error(format("lunamodb: %s: expected an item of a model (got %s)", what, type(item)), 3)
-  end
-  local data = I.classes[icls]
-  if self.cls and not I.classes[self.cls] then error("lunamodb: not a model class", 3) end
+-- Where a class's items go in this batch, checked once per class.
+local function target_of(self, data, what)
   if self.cls and I.classes[data.root] ~= I.classes[I.classes[self.cls].root] then
     error(format("lunamodb: %s: this batch writes %s items, not %s items", what,
-      I.classes[self.cls].display, data.display), 3)
+      I.classes[self.cls].display, data.display), 4)
   end
   local root = I.classes[data.root]
-  -- the core writes the Key's JSON in the same form as key_text (serialize_key raises
-  -- what is wrong when it does not take it)
-  local key_json = A.encode_key_json(data.schema, item)
-    or key_text(root.info, I.key_of(data, item))
-  local id = root.table_name .. "\0" .. key_json
-  if self.seen[id] then
-    error(format("lunamodb: %s: the item with this key is already in the batch (DynamoDB refuses "
-      .. "two writes of one item in a batch)", what), 3)
+  local client = I.client_of(data)
+  local group = self.groups[client]
+  if not group then
+    group = { client = client, entries = {} }
+    self.groups[client] = group
+    self.order[#self.order + 1] = client
   end
-  local request
+  local name = root.table_name
+  self.seen[name] = self.seen[name] or {}
+  self.infos[name] = root.info
+  local target = { table_name = name, entries = group.entries, seen = self.seen[name],
+    info = root.info, versioned = data.info.version and not self.ignore_version }
+  self.targets[data] = target
+  return target
+end
+
+local PUT_PREFIX, PUT_SUFFIX = '{"PutRequest":{"Item":', "}}"
+local classes, class_of, put_request_json = I.classes, model.class_of, I.put_request_json
+local encode_key_json = A.encode_key_json
+
+local function add(self, item, op, what)
+  local icls = class_of(item)
+  local data = icls and classes[icls]
+  if not data then
+    error(format("lunamodb: %s: expected an item of a model (got %s)", what, type(item)), 3)
+  end
+  local target = self.targets[data] or target_of(self, data, what)
+  local request, key_json
   if op == "save" then
-    if data.info.version and not self.ignore_version then
+    if target.versioned then
       error(format("lunamodb: %s: %s has a Version attribute, which a batch cannot check; use "
         .. "item:save or a transaction, or pass ignore_version = true", what, data.display), 3)
     end
     -- the stored version stays the item's own: a batch neither checks nor moves it
-    local ok, json = pcall(I.put_item_json, item, what, 0)
-    if not ok then error(json, 3) end
-    request = '{"PutRequest":{"Item":' .. json .. "}}"
-  else
-    request = '{"DeleteRequest":{"Key":' .. key_json .. "}}"
+    request, key_json = put_request_json(data, item, what, 4, PUT_PREFIX, PUT_SUFFIX)
   end
-  local client = I.client_of(data)
-  local group = self.groups[client]
-  if not group then
-    group = { client = client, entries = {}, ops = {} }
-    self.groups[client] = group
-    self.order[#self.order + 1] = client
+  -- serialize_key (in key_of) raises what is wrong when the core does not take the key
+  key_json = key_json or encode_key_json(data.schema, item)
+    or key_text(target.info, I.key_of(data, item))
+  local seen = target.seen
+  if seen[key_json] then
+    error(format("lunamodb: %s: the item with this key is already in the batch (DynamoDB refuses "
+      .. "two writes of one item in a batch)", what), 3)
   end
-  local n = #group.entries + 1
-  group.entries[n] = { root.table_name, request }
-  group.ops[id] = { op = op, item = item }
-  self.seen[id] = root
-  self.count = self.count + 1
+  if not request then request = '{"DeleteRequest":{"Key":' .. key_json .. "}}" end
+  local n = self.count + 1
+  self.count = n
+  seen[key_json] = n
+  self.items[n], self.kinds[n] = item, op
+  local entries = target.entries
+  entries[#entries + 1] = { target.table_name, request }
 end
 
 -- batch:save(item) / batch:delete(item): queued until commit.
@@ -163,19 +186,16 @@ function Writer:save(item) add(self, item, "save", "batch:save") end
 function Writer:delete(item) add(self, item, "delete", "batch:delete") end
 
 -- The operations an unprocessed BatchWriteItem body stands for.
-local function unprocessed_ops(self, group, body)
+local function unprocessed_ops(self, body)
   local req = json_decode(body)
   local out = {}
   for table_name, list in pairs(req and req.RequestItems or {}) do
-    for _, r in ipairs(list) do
+    local seen, info = self.seen[table_name], self.infos[table_name]
+    for _, r in ipairs(seen and list or {}) do
+      -- a put carries the whole item: its key is the key attributes only
       local wire = r.PutRequest and r.PutRequest.Item or r.DeleteRequest and r.DeleteRequest.Key
-      for id, op in pairs(group.ops) do
-        local root = self.seen[id]
-        -- a put carries the whole item: its key is the key attributes only
-        if root.table_name == table_name and id == table_name .. "\0" .. key_text(root.info, wire) then
-          out[#out + 1] = op
-        end
-      end
+      local n = wire and seen[key_text(info, wire)]
+      if n then out[#out + 1] = { op = self.kinds[n], item = self.items[n] } end
     end
   end
   return out
@@ -193,11 +213,11 @@ function Writer:commit()
       local ok, err, left = send(client, "BatchWriteItem", "write", body, self.max_attempts)
       if not ok then cause = cause or err end
       if left then
-        for _, op in ipairs(unprocessed_ops(self, group, left)) do unprocessed[#unprocessed + 1] = op end
+        for _, op in ipairs(unprocessed_ops(self, left)) do unprocessed[#unprocessed + 1] = op end
       end
     end
   end
-  self.groups, self.order, self.seen, self.count = {}, {}, {}, 0
+  reset(self)
   if #unprocessed > 0 or cause then
     return nil, errors.new {
       kind = cause and cause.kind or "model", operation = "BatchWriteItem",

@@ -29,6 +29,7 @@ local floor = math.floor
 local pcall = pcall
 local json_decode, decode_items = core.json_decode, core.decode_items
 local NATIVE, DECODE_HOOKS = A.NATIVE, A.DECODE_HOOKS
+local encode_item, encode_plan = core.encode_item, A.encode_plan
 local encode_item_json, encode_key_json, raw_json = A.encode_item_json, A.encode_key_json,
   core.raw_json
 
@@ -781,14 +782,18 @@ local function whole_state(item, what, level)
   return state
 end
 
--- A batch's PutRequest Item: the item's JSON text, the version left as it is.
-local function put_item_json(item, what, level)
-  local data = item_data(item, what)
+-- A batch's PutRequest: the item's JSON text between prefix and suffix, the version left as
+-- it is; and the JSON of its Key map when the core's encoder wrote it (nil otherwise).
+local function put_request_json(data, item, what, level, prefix, suffix)
   local state = whole_state(item, what, level)
+  if not (state.extra and data.keep_unknown) then
+    local ok, text, key = pcall(encode_item, item, encode_plan(data.schema), true, prefix, suffix)
+    if ok and text then return text, key end
+  end
   local ok, wire = pcall(item_wire, data, item, state, nil)
   if not ok then error(wire, level) end
-  if type(wire) == "string" then return wire end
-  return core.json_encode(wire)
+  if type(wire) ~= "string" then wire = core.json_encode(wire) end
+  return prefix .. wire .. suffix, nil
 end
 
 -- PutItem of the whole item: params, the version it will hold.
@@ -1567,7 +1572,7 @@ end
 M._internal = {
   classes = classes, item_data = item_data, class_data = class_data, client_of = client_of,
   key_of = key_of, load_item = load_item, save_request = save_request,
-  load_values = load_values, response_decoder = response_decoder, put_item_json = put_item_json,
+  load_values = load_values, response_decoder = response_decoder, put_request_json = put_request_json,
   update_request = update_request, delete_request = delete_request,
   check_call_options = check_call_options, set_of = set_of, with_keys = with_keys,
   check_condition = check_condition, raise_misuse = raise_misuse, key_id = key_id,

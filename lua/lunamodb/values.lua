@@ -297,15 +297,10 @@ function Decimal.__eq(a, b)
   return getmetatable(a) == Decimal and getmetatable(b) == Decimal and a[K_TEXT] == b[K_TEXT]
 end
 
--- The shortest "%.Ng" text of a float that reads back as the same double.
-local function shortest(v)
-  local s = format("%.15g", v)
-  if tonumber(s) ~= v then
-    s = format("%.16g", v)
-    if tonumber(s) ~= v then s = format("%.17g", v) end
-  end
-  return s
-end
+-- The shortest "%.Ng" text (N = 15, 16, 17) of a finite float that reads back as the same
+-- double: the core's, which its item encoder writes too (LuaJIT's own %g rounds ties
+-- differently from C's, and DynamoDB would store two different decimals).
+local shortest = core.format_float
 
 -- A decimal or a Lua number as parts, for comparisons (Lua 5.4 calls __lt and __le
 -- with a number on one side; LuaJIT refuses to compare a table with a number).
