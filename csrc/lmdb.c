@@ -484,7 +484,8 @@ static int core_json_decode(lua_State *L) {
 ** hooks: fallback(attr, av, name) -> value (the attribute's own decode, for
 ** codes it has no fast path for and for unexpected shapes), dynamic(av,
 ** name), number(text) -> value | nil, null, set_mt, k_members, k_size,
-** k_kind, dt_mt, k_sec, k_usec.
+** k_kind, dt_mt, k_sec, k_usec (copied once into the table's array part, which
+** the decoder reads: the hooks are fixed once given).
 ** Returns the response table, or nil when the text is not what DynamoDB
 ** sends (malformed JSON, an attribute value of several members, a number or
 ** datetime text the fast path does not take): the caller then decodes it the
@@ -504,9 +505,17 @@ typedef struct item_decoder {
 
 #define DEC_ABSENT 2   /* an attribute value stored as NULL: nothing pushed */
 
-static int dec_hook(item_decoder *d, const char *name) {
-  lua_getfield(d->L, d->hooks, name);
-  return lua_gettop(d->L);
+/* The decode hooks by number: core_decode_items copies them by name into the hooks table's
+** array part once (its first call with that table), then reads them with rawgeti. */
+enum { DH_FALLBACK = 1, DH_DYNAMIC, DH_NUMBER, DH_NULL, DH_SET_MT, DH_K_MEMBERS, DH_K_SIZE,
+       DH_K_KIND, DH_DT_MT, DH_K_SEC, DH_K_USEC, DH_COUNT = DH_K_USEC };
+static const char *const dec_hook_names[DH_COUNT] = {
+  "fallback", "dynamic", "number", "null", "set_mt", "k_members", "k_size", "k_kind", "dt_mt",
+  "k_sec", "k_usec"
+};
+
+static void dec_hook(item_decoder *d, int which) {
+  lua_rawgeti(d->L, d->hooks, which);
 }
 
 /* Pushes the number a canonical DynamoDB N text stands for, as values.decode_number
@@ -618,7 +627,7 @@ static int dec_fallback(item_decoder *d, int entry, const char *letter, size_t l
     lua_rawset(L, -3);
   }
   /* fallback(attr, av, name) */
-  dec_hook(d, "fallback");
+  dec_hook(d, DH_FALLBACK);
   lua_insert(L, -2);
   lua_rawgeti(L, entry, 4);
   lua_insert(L, -2);
@@ -667,7 +676,7 @@ static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
     case DEC_N:
       if (strcmp(letter, "N") || t != LMDB_JSON_STRING) break;
       if (!dec_number_fast(L, lx->tok.ptr, lx->tok.len)) {
-        dec_hook(d, "number");
+        dec_hook(d, DH_NUMBER);
         lua_pushlstring(L, lx->tok.ptr, lx->tok.len);
         lua_call(L, 1, 1);
         if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
@@ -683,13 +692,13 @@ static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
       if (strcmp(letter, "S") || t != LMDB_JSON_STRING) break;
       if (!dec_datetime(lx->tok.ptr, lx->tok.len, &sec, &usec)) return 0;
       lua_createtable(L, 0, 2);
-      lua_getfield(L, d->hooks, "k_sec");
+      dec_hook(d, DH_K_SEC);
       push_int64(L, sec);
       lua_rawset(L, -3);
-      lua_getfield(L, d->hooks, "k_usec");
+      dec_hook(d, DH_K_USEC);
       lua_pushinteger(L, usec);
       lua_rawset(L, -3);
-      lua_getfield(L, d->hooks, "dt_mt");
+      dec_hook(d, DH_DT_MT);
       lua_setmetatable(L, -2);
       return expect_object_end(d, 1);
     }
@@ -715,18 +724,18 @@ static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
           lua_pop(L, 2);
         }
       }
-      lua_getfield(L, d->hooks, "k_members");
+      dec_hook(d, DH_K_MEMBERS);
       lua_insert(L, -2);
       lua_rawset(L, -3);
-      lua_getfield(L, d->hooks, "k_size");
+      dec_hook(d, DH_K_SIZE);
       lua_pushinteger(L, n);
       lua_rawset(L, -3);
       if (n > 0) {
-        lua_getfield(L, d->hooks, "k_kind");
+        dec_hook(d, DH_K_KIND);
         lua_pushliteral(L, "string");
         lua_rawset(L, -3);
       }
-      lua_getfield(L, d->hooks, "set_mt");
+      dec_hook(d, DH_SET_MT);
       lua_setmetatable(L, -2);
       return expect_object_end(d, 1);
     }
@@ -750,7 +759,7 @@ static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
         if (t == LMDB_JSON_ARRAY_END) break;
         r = dec_attr(d, elem, t);
         if (r == 0) { lua_pop(L, 2); return 0; }
-        if (r == DEC_ABSENT) lua_getfield(L, d->hooks, "null");
+        if (r == DEC_ABSENT) dec_hook(d, DH_NULL);
         lua_rawseti(L, -2, ++i);
       }
       lua_remove(L, elem);
@@ -790,7 +799,7 @@ static int dec_object(item_decoder *d, int spec) {
         if (lmdb_json_skip(lx, t) != 0) break;
         continue;
       }
-      dec_hook(d, "dynamic");                             /* dynamic(av, name) */
+      dec_hook(d, DH_DYNAMIC);                             /* dynamic(av, name) */
       if (!decode_value(L, lx, t, d->array_mt)) break;
       lua_pushvalue(L, -3);
       lua_call(L, 2, 1);
@@ -842,6 +851,15 @@ static int core_decode_items(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 5, LUA_TTABLE);
   lua_settop(L, 5);
+  lua_rawgeti(L, 5, DH_FALLBACK);                     /* LuaJIT's returns no type */
+  if (lua_isnil(L, -1)) {                             /* first use of this hooks table */
+    int k;
+    for (k = 0; k < DH_COUNT; k++) {
+      lua_getfield(L, 5, dec_hook_names[k]);
+      lua_rawseti(L, 5, k + 1);
+    }
+  }
+  lua_pop(L, 1);
   lua_pushvalue(L, ARRAY_MT_UPVALUE);
   d.L = L;
   d.lx = lx;

@@ -91,8 +91,16 @@ end
 -- item at a time: serialization never yields).
 local size = 0
 
+-- text: a canonical N text (values.encode_number): a sign, digits and at most one point.
+-- Its significant digits run from the first non-zero one to the end, the point aside.
+local find = string.find
 local function number_size(text)
-  local digits = #text:gsub("[^%d]", ""):gsub("^0+", "")
+  local first = find(text, "[1-9]")
+  local digits = 0
+  if first then
+    digits = #text - first + 1
+    if find(text, ".", first, true) then digits = digits - 1 end
+  end
   return floor((digits + 1) / 2) + 1
 end
 

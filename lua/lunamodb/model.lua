@@ -331,8 +331,13 @@ local function item_data(item, what)
 end
 
 -- Strict option tables: a typo never silently changes behaviour.
+-- No options: one shared table (callers only read options).
+local NO_OPTIONS = setmetatable({}, { __newindex = function()
+  error("lunamodb: internal: the shared empty options table is read-only", 2)
+end })
+
 local function check_call_options(opts, allowed, what)
-  if opts == nil then return {} end
+  if opts == nil then return NO_OPTIONS end
   if type(opts) ~= "table" then
     error(format("lunamodb: %s: options must be a table (got %s)", what, type(opts)), 3)
   end
@@ -403,7 +408,16 @@ end
 -- Sets the discriminator and the defaults; new_item: default_for_new too.
 local function apply_defaults(data, cls, item, new)
   local info = data.info
-  for _, a in ipairs(info.order) do
+  local defaulted = data.defaulted
+  if not defaulted then                 -- the attributes with a default, found once
+    defaulted = {}
+    for _, a in ipairs(info.order) do
+      if a.default ~= nil or a.default_for_new ~= nil then defaulted[#defaulted + 1] = a end
+    end
+    data.defaulted = defaulted
+  end
+  for i = 1, #defaulted do
+    local a = defaulted[i]
     if rawget(item, a.name) == nil then
       local d = a:default_value(new)
       if d ~= nil then rawset(item, a.name, d) end
@@ -685,8 +699,9 @@ local function and_conditions(a, b)
   return a or b
 end
 
+-- opts.condition, checked; `what` names the call ("User:save"), the message adds " condition".
 local function check_condition(cond, what)
-  if cond ~= nil then path.check_condition(cond, what) end
+  if cond ~= nil then path.check_condition(cond, what .. " condition") end
   return cond
 end
 
@@ -800,7 +815,7 @@ end
 local function save_request(item, opts, what, level)
   local data = item_data(item, what)
   local state = whole_state(item, what, level)
-  local cond = check_condition(opts.condition, what .. " condition")
+  local cond = check_condition(opts.condition, what)
   local vattr = not opts.keep_version and data.info.version
   local old_version, new_version
   if vattr then
@@ -830,7 +845,7 @@ local function update_request(item, actions, opts, what, level, key)
         type(actions[i])), level)
     end
   end
-  local cond = check_condition(opts.condition, what .. " condition")
+  local cond = check_condition(opts.condition, what)
   local all = actions
   local vattr = data.info.version
   local new_version
@@ -858,7 +873,7 @@ end
 -- DeleteItem: params.
 local function delete_request(item, opts, what, key)
   local data = item_data(item, what)
-  local cond = check_condition(opts.condition, what .. " condition")
+  local cond = check_condition(opts.condition, what)
   if data.info.version and opts.add_version_condition ~= false then
     cond = and_conditions(cond, (version_condition(data, item)))
   end

@@ -301,8 +301,13 @@ function M.segments(p) return p[SEGS] end
 local NIL_HINT = "a value cannot be nil (use :exists() or :does_not_exist() to test presence, "
   .. "lunamodb.null for NULL)"
 
+-- The metatables of expression nodes (conditions, operands, paths, actions): one lookup
+-- tells a node from a value.
+local NODES = { [condition.Condition] = true, [PathMT] = true, [Action] = true }
+for mt in pairs(OPERANDS) do NODES[mt] = true end
+
 local function check_not_node(v, where)
-  if is_condition(v) or is_operand(v) or is_path(v) or is_action(v) then
+  if NODES[getmetatable(v)] then
     fail("%s: %s cannot be used as a value here", where, a_describe(v))
   end
 end
@@ -544,8 +549,9 @@ function Path:set(v)
     fail("%s: use %s:remove() to delete the attribute, or lunamodb.null to store NULL", w,
       self[TEXT])
   end
-  if getmetatable(v) == Size then fail("%s: size() is for conditions, not updates", w) end
-  if is_path(v) or is_operand(v) then return new_action("SET", self, v) end
+  local mt = getmetatable(v)
+  if mt == Size then fail("%s: size() is for conditions, not updates", w) end
+  if mt == PathMT or OPERANDS[mt] then return new_action("SET", self, v) end
   local av = serialize(self, v, w)
   if av == nil then return new_action("REMOVE", self) end   -- an empty set: PynamoDB 6
   return new_action("SET", self, value_operand(av))
@@ -656,8 +662,9 @@ IfNotExists.__index = {
 
 -- Arithmetic: +, - between numbers (paths, if_not_exists operands, values).
 local function numeric_path(x)
-  if is_path(x) then return x end
-  if getmetatable(x) == IfNotExists then return x.path end
+  local mt = getmetatable(x)
+  if mt == PathMT then return x end
+  if mt == IfNotExists then return x.path end
   return nil
 end
 
@@ -686,10 +693,11 @@ local function arith_side(x, ref, w)
     return x
   end
   if x == nil then fail("%s: %s", w, NIL_HINT) end
-  if getmetatable(x) == Arith then
+  local mt = getmetatable(x)
+  if mt == Arith then
     fail("%s: DynamoDB allows one + or - in a SET value", w)
   end
-  if is_operand(x) or is_condition(x) or is_action(x) then
+  if NODES[mt] then
     fail("%s: %s cannot be used in arithmetic", w, a_describe(x))
   end
   local av = serialize(ref, x, w)

@@ -67,6 +67,16 @@ function M.is_serializer(x)
   return getmetatable(x) == Serializer
 end
 
+-- Placeholder texts by number ("#0", ":0", ...), made once: every request numbers from 0.
+local function placeholders(prefix)
+  return setmetatable({}, { __index = function(t, n)
+    local ph = prefix .. format("%d", n)
+    t[n] = ph
+    return ph
+  end })
+end
+local NAME_PH, VALUE_PH = placeholders("#"), placeholders(":")
+
 local function name_ph(s, name)
   local ph = s._ids[name]
   if ph then return ph end
@@ -75,7 +85,7 @@ local function name_ph(s, name)
       #name, M.MAX_NAME_BYTES)
   end
   if name == "" then fail("an attribute name cannot be empty") end
-  ph = "#" .. format("%d", s._nn)
+  ph = NAME_PH[s._nn]
   s._nn = s._nn + 1
   s._ids[name] = ph
   s._names[ph] = name
@@ -83,7 +93,7 @@ local function name_ph(s, name)
 end
 
 local function value_ph(s, av)
-  local ph = ":" .. format("%d", s._nv)
+  local ph = VALUE_PH[s._nv]
   s._nv = s._nv + 1
   s._values[ph] = av
   return ph
@@ -91,6 +101,7 @@ end
 
 local function path_text(s, p)
   local segs = segments(p)
+  if #segs == 1 and type(segs[1]) == "string" then return name_ph(s, segs[1]) end
   local out = {}
   for i = 1, #segs do
     local seg = segs[i]
@@ -177,41 +188,47 @@ end
 
 local CLAUSES = { "SET", "REMOVE", "ADD", "DELETE" }
 
+-- One action's text in its clause.
+local function action_text(s, a)
+  local target = path_text(s, a.path)
+  local clause = a.clause
+  if clause == "SET" then return target .. " = " .. operand_text(s, a.value) end
+  if clause == "REMOVE" then return target end
+  return target .. " " .. operand_text(s, a.value)
+end
+
 -- The text of an UpdateExpression: actions (an array, or one action)
 -- grouped in the fixed clause order SET, REMOVE, ADD, DELETE, each clause
 -- keeping the given order.
 function Serializer:update(actions)
   if is_action(actions) then actions = { actions } end
-  if describe(actions) ~= "table" then
+  if type(actions) ~= "table" or (getmetatable(actions) ~= nil and describe(actions) ~= "table") then
     fail("update: expected a table of update actions (got %s)", describe(actions))
   end
-  if sequence_length(actions, "update") == 0 then fail("update: no update actions") end
-  local groups = { SET = {}, REMOVE = {}, ADD = {}, DELETE = {} }
-  for i, a in ipairs(actions) do
+  local n = sequence_length(actions, "update")
+  if n == 0 then fail("update: no update actions") end
+  local first, single = nil, true
+  for i = 1, n do
+    local a = actions[i]
     if not is_action(a) then
       fail("update: action %d is %s, not an update action (p:set(v), p:remove(), ...)", i,
         a_describe(a))
     end
-    local g = groups[a.clause]
-    g[#g + 1] = a
+    first = first or a.clause
+    if a.clause ~= first then single = false end
   end
   local clauses = {}
+  if single then                      -- one clause (the common case): no grouping
+    for i = 1, n do clauses[i] = action_text(self, actions[i]) end
+    return check_size(first .. " " .. concat(clauses, ", "), "update")
+  end
   for _, clause in ipairs(CLAUSES) do
-    local g = groups[clause]
-    if #g > 0 then
-      local parts = {}
-      for i, a in ipairs(g) do
-        local target = path_text(self, a.path)
-        if clause == "SET" then
-          parts[i] = target .. " = " .. operand_text(self, a.value)
-        elseif clause == "REMOVE" then
-          parts[i] = target
-        else
-          parts[i] = target .. " " .. operand_text(self, a.value)
-        end
-      end
-      clauses[#clauses + 1] = clause .. " " .. concat(parts, ", ")
+    local parts = {}
+    for i = 1, n do
+      local a = actions[i]
+      if a.clause == clause then parts[#parts + 1] = action_text(self, a) end
     end
+    if #parts > 0 then clauses[#clauses + 1] = clause .. " " .. concat(parts, ", ") end
   end
   return check_size(concat(clauses, " "), "update")
 end
