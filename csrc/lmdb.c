@@ -933,8 +933,9 @@ static int core_decode_items(lua_State *L) {
 ** item's DynamoDB attribute map written straight from its values (between prefix and suffix
 ** when given) and, with with_key, the JSON of its Key map ({"hash":..,"range":..}); or nil
 ** when the fast path does not take the values (then A.serialize_item does, and raises the
-** precise error for a value that is wrong). It gives up on: a missing value that is not
-** null_ok or has a default, names the plan does not declare (unless subset), an empty key,
+** precise error for a value that is wrong). It raises only for misuse (not a plan) and when
+** out of memory: the hooks run protected. It gives up on: a missing value that is not
+** null_ok or has a default, a value a hook refuses, names the plan does not declare (unless subset), an empty key,
 ** invalid UTF-8, a number encode_number refuses, a set of other members, a list with holes,
 ** and items over 400 KB of JSON.
 */
@@ -1304,8 +1305,7 @@ static int enc_number(item_encoder *ie, int idx) {
   }
   HOOK(ie, H_ENCODE_NUMBER);
   lua_pushvalue(L, idx);
-  lua_call(L, 1, 1);
-  if (lua_type(L, -1) != LUA_TSTRING) {
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
     lua_pop(L, 1);
     return 0;
   }
@@ -1536,7 +1536,9 @@ static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
   lua_rawgeti(L, ie->anchor, f->attr_slot);
   lua_pushvalue(L, idx);
   lua_rawgeti(L, ie->anchor, f->name_slot);
-  lua_call(L, 3, 1);
+  /* protected: a value its encode refuses makes the fast path give up, and the slow path
+  ** raises the attribute's own error with its context */
+  if (lua_pcall(L, 3, 1, 0) != LUA_OK) return 0;
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return 2; }
   if (lua_type(L, -1) != LUA_TTABLE) return 0;
   encode_value(ie->e, lua_gettop(L));
@@ -1618,67 +1620,89 @@ static int core_raw_json(lua_State *L) {
   return 1;
 }
 
-static int core_encode_item(lua_State *L) {
-  core_state *st = get_state(L);
+/* Encodes the values at `values` with the plan at `plan` onto the end of out, between prefix
+** and suffix. Returns 1, or 0 when the fast path does not take the values (out is back to its
+** length at entry). With key_len, the JSON of the Key map ({"hash":..[,"range":..]}, cut from
+** the key members written) is left just past out's end, at *key_off (*key_len 0: none): push
+** it before appending anything else. */
+static int encode_values(lua_State *L, core_state *st, lmdb_buf *out, int values, int plan,
+                         lmdb_str prefix, lmdb_str suffix, size_t *key_off, size_t *key_len) {
   encoder *e = &st->item_enc;
-  lmdb_buf *out = &st->item_out;
   item_encoder ie;
   const enc_plan *p;
-  const char *prefix, *suffix;
-  size_t prefix_len = 0, suffix_len = 0;
-  int ok, with_key;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  with_key = lua_toboolean(L, 3);
-  prefix = luaL_optlstring(L, 4, NULL, &prefix_len);
-  suffix = luaL_optlstring(L, 5, NULL, &suffix_len);
-  lua_settop(L, 5);
+  size_t start = out->len;
+  int top = lua_gettop(L), ok;
   /* the metatable from an upvalue: luaL_checkudata's registry lookup by name costs more */
-  if (!lua_getmetatable(L, 2) || !lua_rawequal(L, -1, PLAN_MT_UPVALUE))
-    return luaL_argerror(L, 2, "an encode plan (core.encode_plan) expected");
+  if (!lua_getmetatable(L, plan) || !lua_rawequal(L, -1, PLAN_MT_UPVALUE))
+    return luaL_argerror(L, plan, "an encode plan (core.encode_plan) expected");
   lua_pop(L, 1);
-  p = (const enc_plan *)lua_touserdata(L, 2);
-  if (p->top == NULL) return luaL_argerror(L, 2, "a released plan");
+  p = (const enc_plan *)lua_touserdata(L, plan);
+  if (p->top == NULL) return luaL_argerror(L, plan, "a released plan");
   e->L = L;
   e->out = out;
   e->depth = 0;
   lua_pushvalue(L, ARRAY_MT_UPVALUE);
   e->array_mt = lua_gettop(L);
-  lmdb_getuservalue(L, 2);
+  lmdb_getuservalue(L, plan);
   ie.anchor = lua_gettop(L);
   ie.e = e;
   ie.key_at[0] = ie.key_at[1] = ie.key_end[0] = ie.key_end[1] = 0;
-  lmdb_buf_reset(out);
-  if (prefix_len) enc_put(e, prefix, prefix_len);
-  ok = enc_level(&ie, p->top, 1) && out->len - prefix_len <= ENC_MAX_JSON;
-  if (ok && suffix_len) enc_put(e, suffix, suffix_len);
+  if (prefix.len) enc_put(e, prefix.ptr, prefix.len);
+  ok = enc_level(&ie, p->top, values) && out->len - start - prefix.len <= ENC_MAX_JSON;
+  if (ok && suffix.len) enc_put(e, suffix.ptr, suffix.len);
+  lua_settop(L, top);                                  /* a give-up leaves the stack as it is */
   if (!ok) {
+    out->len = start;
+    if (out->data) out->data[start] = '\0';
+    return 0;
+  }
+  if (key_len) {
+    size_t h = ie.key_end[0] - ie.key_at[0];
+    size_t r = ie.key_end[1] ? ie.key_end[1] - ie.key_at[1] : 0;
+    *key_off = out->len;
+    *key_len = 0;
+    if (ie.key_end[0] && lmdb_buf_reserve(out, h + r + 3) == 0) {
+      char *d = out->data + out->len;
+      *d++ = '{';
+      memcpy(d, out->data + ie.key_at[0], h);
+      d += h;
+      if (ie.key_end[1]) {
+        *d++ = ',';
+        memcpy(d, out->data + ie.key_at[1], r);
+        d += r;
+      }
+      *d++ = '}';
+      *key_len = (size_t)(d - (out->data + out->len));
+    }
+  }
+  return 1;
+}
+
+static int core_encode_item(lua_State *L) {
+  core_state *st = get_state(L);
+  lmdb_buf *out = &st->item_out;
+  lmdb_str prefix, suffix;
+  size_t key_off = 0, key_len = 0;
+  int with_key, n = 1;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  with_key = lua_toboolean(L, 3);
+  prefix = opt_str(L, 4);
+  suffix = opt_str(L, 5);
+  lua_settop(L, 5);
+  lmdb_buf_reset(out);
+  if (!encode_values(L, st, out, 1, 2, prefix, suffix, &key_off, with_key ? &key_len : NULL)) {
     lua_pushnil(L);
   } else {
     push_buf(L, out);
     if (with_key) {
-      /* the Key map from the key members already written: {"hash":..[,"range":..]} */
-      size_t base = out->len, h = ie.key_end[0] - ie.key_at[0];
-      size_t r = ie.key_end[1] ? ie.key_end[1] - ie.key_at[1] : 0;
-      if (ie.key_end[0] == 0 || lmdb_buf_reserve(out, h + r + 3) != 0) {
-        lua_pushnil(L);
-      } else {
-        char *d = out->data + base;
-        *d++ = '{';
-        memcpy(d, out->data + ie.key_at[0], h);
-        d += h;
-        if (ie.key_end[1]) {
-          *d++ = ',';
-          memcpy(d, out->data + ie.key_at[1], r);
-          d += r;
-        }
-        *d++ = '}';
-        lua_pushlstring(L, out->data + base, (size_t)(d - (out->data + base)));
-      }
+      if (key_len) lua_pushlstring(L, out->data + key_off, key_len);
+      else lua_pushnil(L);
+      n = 2;
     }
   }
   if (out->cap > 1 << 20)
     lmdb_buf_free(out);
-  return with_key && ok ? 2 : 1;
+  return n;
 }
 
 /* Checks a JSON text without building Lua values: true, or nil, message
@@ -1806,16 +1830,31 @@ static void get_entry(lua_State *L, int t, size_t i, const char *fn, const char 
                luaL_typename(L, -1));
 }
 
+/* Pushes the bodies lmdb_batch_write_next packs from e[0..n). */
+static int push_write_bodies(lua_State *L, core_state *st, const lmdb_batch_write_entry *e,
+                             size_t n, const char *fn) {
+  lmdb_batch_pos pos = { 0, 0 };
+  char err[256];
+  int k = 0, rc, result;
+  lua_createtable(L, (int)(n / LMDB_BATCH_WRITE_MAX + 1), 0);
+  result = lua_gettop(L);
+  while ((rc = lmdb_batch_write_next(e, n, &pos, &st->out, err, sizeof err)) > 0) {
+    push_buf(L, &st->out);
+    lua_rawseti(L, result, ++k);
+  }
+  release_out(st);
+  if (rc < 0)
+    return luaL_error(L, "lunamodb: %s: %s", fn, err);
+  return 1;
+}
+
 /* batch_write_bodies(entries) -> { body_json, ... }; entries: array of
 ** { table_name, request_json }. */
 static int core_batch_write_bodies(lua_State *L) {
   static const char fn[] = "batch_write_bodies";
   core_state *st = get_state(L);
   lmdb_batch_write_entry *e;
-  lmdb_batch_pos pos = { 0, 0 };
   size_t n, i;
-  int k = 0, rc;
-  char err[256];
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   n = (size_t)lua_rawlen(L, 1);
@@ -1830,16 +1869,174 @@ static int core_batch_write_bodies(lua_State *L) {
                             "request_json (entry[2])");
     lua_pop(L, 1);
   }
-  lua_createtable(L, (int)(n / LMDB_BATCH_WRITE_MAX + 1), 0);          /* 4: result */
-  while ((rc = lmdb_batch_write_next(e, n, &pos, &st->out, err, sizeof err)) > 0) {
-    push_buf(L, &st->out);
-    lua_rawseti(L, 4, ++k);
-  }
-  release_out(st);
-  if (rc < 0)
-    return luaL_error(L, "lunamodb: %s: %s", fn, err);
+  return push_write_bodies(L, st, e, n, fn);
+}
+
+/* ---------------------------------------------------------- batch builder */
+
+/*
+** core.batch_builder() -> a BatchWriteItem builder: the requests of one client's batch,
+** written one after another into its own buffer (no Lua string per request).
+**   b:put(values, plan, table_name) -> key_json: the item's PutRequest, encoded as
+**     core.encode_item does; nil when the fast path does not take the values (nothing
+**     queued: the caller encodes it the slow way and uses b:add).
+**   b:add(table_name, request_json): a request encoded elsewhere.
+**   b:drop_last(): forgets the last request (a duplicate found after put).
+**   b:bodies() -> { body_json, ... }: as core.batch_write_bodies packs them.
+**   #b: the number of requests.
+*/
+#define MT_BATCH_BUILDER "lunamodb.batch_builder"
+
+typedef struct batch_request {
+  size_t off, len;             /* its text in the builder's buffer */
+  int table;                   /* its table name's slot in the user value */
+} batch_request;
+
+typedef struct batch_builder {
+  lmdb_buf data;
+  batch_request *req;
+  size_t n, cap;
+  int ntables;                 /* table names anchored at 1..ntables of the user value */
+  const char *last_table;      /* the last one used, and its slot */
+  int last_slot;
+} batch_builder;
+
+static batch_builder *check_builder(lua_State *L) {
+  return (batch_builder *)luaL_checkudata(L, 1, MT_BATCH_BUILDER);
+}
+
+static int builder_gc(lua_State *L) {
+  batch_builder *b = check_builder(L);
+  lmdb_buf_free(&b->data);
+  free(b->req);
+  b->req = NULL;
+  b->n = b->cap = 0;
+  return 0;
+}
+
+static int core_batch_builder(lua_State *L) {
+  batch_builder *b = (batch_builder *)lua_newuserdatauv(L, sizeof *b, 1);
+  memset(b, 0, sizeof *b);
+  lmdb_buf_init(&b->data);
+  luaL_setmetatable(L, MT_BATCH_BUILDER);
+  lua_createtable(L, 2, 0);
+  lmdb_setuservalue(L, -2);
   return 1;
 }
+
+/* The slot of the table name at idx (anchored in the user value on first use). */
+static int builder_table(lua_State *L, batch_builder *b, int idx) {
+  size_t len;
+  const char *name = luaL_checklstring(L, idx, &len);
+  int k;
+  if (name == b->last_table) return b->last_slot;
+  lmdb_getuservalue(L, 1);
+  for (k = 1; k <= b->ntables; k++) {
+    lua_rawgeti(L, -1, k);
+    if (lua_rawequal(L, -1, idx)) {
+      lua_pop(L, 2);
+      b->last_table = name;
+      b->last_slot = k;
+      return k;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, ++b->ntables);
+  lua_pop(L, 1);
+  b->last_table = name;                 /* anchored: the pointer stays valid */
+  b->last_slot = b->ntables;
+  return b->ntables;
+}
+
+static void builder_record(lua_State *L, batch_builder *b, size_t off, int table) {
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 32;
+    batch_request *r;
+    if (cap > BATCH_MAX_ENTRIES) luaL_error(L, "lunamodb: batch_builder: too many requests");
+    r = (batch_request *)realloc(b->req, cap * sizeof *r);
+    if (r == NULL) luaL_error(L, "lunamodb: batch_builder: not enough memory");
+    b->req = r;
+    b->cap = cap;
+  }
+  b->req[b->n].off = off;
+  b->req[b->n].len = b->data.len - off;
+  b->req[b->n].table = table;
+  b->n++;
+}
+
+static int builder_put(lua_State *L) {
+  static const lmdb_str prefix = { "{\"PutRequest\":{\"Item\":", 22 };
+  static const lmdb_str suffix = { "}}", 2 };
+  batch_builder *b = check_builder(L);
+  size_t off = b->data.len, key_off = 0, key_len = 0;
+  int table;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  table = builder_table(L, b, 4);
+  lua_settop(L, 4);
+  if (!encode_values(L, get_state(L), &b->data, 2, 3, prefix, suffix, &key_off, &key_len) ||
+      key_len == 0) {
+    b->data.len = off;
+    if (b->data.data) b->data.data[off] = '\0';
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushlstring(L, b->data.data + key_off, key_len);
+  builder_record(L, b, off, table);
+  return 1;
+}
+
+static int builder_add(lua_State *L) {
+  batch_builder *b = check_builder(L);
+  size_t off = b->data.len, len;
+  int table = builder_table(L, b, 2);
+  const char *request = luaL_checklstring(L, 3, &len);
+  if (len == 0) return luaL_argerror(L, 3, "an empty request");
+  if (lmdb_buf_append(&b->data, request, len) != 0)
+    return luaL_error(L, "lunamodb: batch_builder: not enough memory");
+  builder_record(L, b, off, table);
+  return 0;
+}
+
+static int builder_drop_last(lua_State *L) {
+  batch_builder *b = check_builder(L);
+  if (b->n > 0) {
+    b->n--;
+    b->data.len = b->req[b->n].off;
+    if (b->data.data) b->data.data[b->data.len] = '\0';
+  }
+  return 0;
+}
+
+static int builder_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_builder(L)->n);
+  return 1;
+}
+
+static int builder_bodies(lua_State *L) {
+  batch_builder *b = check_builder(L);
+  lmdb_batch_write_entry *e;
+  size_t i;
+  lua_settop(L, 1);
+  lmdb_getuservalue(L, 1);                                           /* 2: table names */
+  e = (lmdb_batch_write_entry *)new_array(L, b->n, sizeof *e, "batch_builder");   /* 3 */
+  for (i = 0; i < b->n; i++) {
+    lua_rawgeti(L, 2, b->req[i].table);
+    e[i].table.ptr = lua_tolstring(L, -1, &e[i].table.len);          /* anchored in 2 */
+    lua_pop(L, 1);
+    e[i].request.ptr = b->data.data + b->req[i].off;
+    e[i].request.len = b->req[i].len;
+  }
+  return push_write_bodies(L, get_state(L), e, b->n, "batch_builder");
+}
+
+static const luaL_Reg builder_methods[] = {
+  {"put", builder_put},
+  {"add", builder_add},
+  {"drop_last", builder_drop_last},
+  {"bodies", builder_bodies},
+  {NULL, NULL}
+};
 
 /* batch_get_bodies(tables) -> { body_json, ... }; tables: array of
 ** { table_name, keys = { key_json, ... }, options_json = "" | members }. */
@@ -2832,6 +3029,7 @@ static const luaL_Reg core_functions[] = {
   {"paginated", core_paginated},
   {"paginate_next", core_paginate_next},
   {"batch_write_bodies", core_batch_write_bodies},
+  {"batch_builder", core_batch_builder},
   {"batch_get_bodies", core_batch_get_bodies},
   {"batch_unprocessed", core_batch_unprocessed},
   {"transact_body", core_transact_body},
@@ -2901,6 +3099,14 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   new_class(L, MT_POLICY, policy_methods, NULL, NULL);
   new_class(L, MT_HTTP, http_methods, http_close, http_tostring);
   new_class(L, MT_REQUEST, request_methods, request_release, request_tostring);
+  luaL_newmetatable(L, MT_BATCH_BUILDER);       /* its methods: below, with upvalues */
+  lua_pushcfunction(L, builder_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, builder_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushliteral(L, MT_BATCH_BUILDER);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
   luaL_newmetatable(L, MT_ENC_PLAN);
   lua_pushcfunction(L, enc_plan_gc);
   lua_setfield(L, -2, "__gc");
@@ -2933,6 +3139,16 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "array_mt");
   luaL_getmetatable(L, MT_ENC_PLAN);
+  /* the batch builder's methods encode too: the module's upvalues (state, array_mt, plan
+  ** metatable) for them as well */
+  luaL_getmetatable(L, MT_BATCH_BUILDER);
+  lua_createtable(L, 0, 4);
+  lua_pushvalue(L, -5);
+  lua_pushvalue(L, -5);
+  lua_pushvalue(L, -5);
+  luaL_setfuncs(L, builder_methods, 3);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   luaL_setfuncs(L, core_functions, 3);
   lua_pushlightuserdata(L, JSON_NULL);
   lua_setfield(L, -2, "null");

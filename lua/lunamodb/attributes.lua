@@ -1336,17 +1336,13 @@ end
 -- The JSON of the item's Key map ({"hash":{..},"range":{..}}, in that order), or nil when
 -- the core does not take it (serialize_key then raises what is wrong).
 function M.encode_key_json(T, vals)
-  local ok, text = pcall(encode_item, vals, M.key_plan(T))
-  if ok then return text end
-  return nil
+  return (encode_item(vals, M.key_plan(T)))
 end
 
 -- The item's JSON (its attribute map) from the core's fast encoder, or nil when it does not
 -- take it (serialize_item then does).
 function M.encode_item_json(T, vals)
-  local ok, text = pcall(encode_item, vals, M.encode_plan(T))
-  if ok then return text end
-  return nil
+  return (encode_item(vals, M.encode_plan(T)))
 end
 
 -- The Key map for a hash (and range) value.

@@ -100,8 +100,8 @@ function M.writer(cls, opts)
   return reset(self)
 end
 
--- Empties the queue: groups (one per client, in order of first use) hold the { table_name,
--- request_json } entries for the core to pack; seen[table_name][key_json] is the number of
+-- Empties the queue: groups (one per client, in order of first use) hold a core batch
+-- builder with the requests for the core to pack; seen[table_name][key_json] is the number of
 -- the queued write, items[n] and kinds[n] what it was.
 reset = function(self)
   self.groups, self.order, self.targets, self.seen, self.infos = {}, {}, {}, {}, {}
@@ -131,23 +131,27 @@ local function target_of(self, data, what)
   local client = I.client_of(data)
   local group = self.groups[client]
   if not group then
-    group = { client = client, entries = {} }
+    group = { client = client, builder = core.batch_builder() }
     self.groups[client] = group
     self.order[#self.order + 1] = client
   end
   local name = root.table_name
   self.seen[name] = self.seen[name] or {}
   self.infos[name] = root.info
-  local target = { table_name = name, entries = group.entries, seen = self.seen[name],
-    info = root.info, versioned = data.info.version and not self.ignore_version }
+  local target = { table_name = name, builder = group.builder, seen = self.seen[name],
+    info = root.info, plan = A.encode_plan(data.schema),
+    versioned = data.info.version and not self.ignore_version }
   self.targets[data] = target
   return target
 end
 
 local PUT_PREFIX, PUT_SUFFIX = '{"PutRequest":{"Item":', "}}"
-local classes, class_of, put_request_json = I.classes, model.class_of, I.put_request_json
+local classes, class_of = I.classes, model.class_of
+local put_whole, put_item_text = I.put_whole, I.put_item_text
 local encode_key_json = A.encode_key_json
 
+-- Queues a write: a put the core encodes goes straight into the group's builder (its Key
+-- cut from it); anything else is encoded here and added as text.
 local function add(self, item, op, what)
   local icls = class_of(item)
   local data = icls and classes[icls]
@@ -155,6 +159,7 @@ local function add(self, item, op, what)
     error(format("lunamodb: %s: expected an item of a model (got %s)", what, type(item)), 3)
   end
   local target = self.targets[data] or target_of(self, data, what)
+  local builder = target.builder
   local request, key_json
   if op == "save" then
     if target.versioned then
@@ -162,23 +167,27 @@ local function add(self, item, op, what)
         .. "item:save or a transaction, or pass ignore_version = true", what, data.display), 3)
     end
     -- the stored version stays the item's own: a batch neither checks nor moves it
-    request, key_json = put_request_json(data, item, what, 4, PUT_PREFIX, PUT_SUFFIX)
+    local fast, state = put_whole(data, item, what, 4)
+    if fast then key_json = builder:put(item, target.plan, target.table_name) end
+    if not key_json then request = PUT_PREFIX .. put_item_text(data, item, state, 4) .. PUT_SUFFIX end
   end
+  local queued = key_json ~= nil
   -- serialize_key (in key_of) raises what is wrong when the core does not take the key
   key_json = key_json or encode_key_json(data.schema, item)
     or key_text(target.info, I.key_of(data, item))
   local seen = target.seen
   if seen[key_json] then
+    if queued then builder:drop_last() end
     error(format("lunamodb: %s: the item with this key is already in the batch (DynamoDB refuses "
       .. "two writes of one item in a batch)", what), 3)
   end
-  if not request then request = '{"DeleteRequest":{"Key":' .. key_json .. "}}" end
+  if not queued then
+    builder:add(target.table_name, request or '{"DeleteRequest":{"Key":' .. key_json .. "}}")
+  end
   local n = self.count + 1
   self.count = n
   seen[key_json] = n
   self.items[n], self.kinds[n] = item, op
-  local entries = target.entries
-  entries[#entries + 1] = { target.table_name, request }
 end
 
 -- batch:save(item) / batch:delete(item): queued until commit.
@@ -208,7 +217,7 @@ function Writer:commit()
   local unprocessed, cause = {}, nil
   for _, client in ipairs(self.order) do
     local group = self.groups[client]
-    local bodies = core.batch_write_bodies(group.entries)
+    local bodies = group.builder:bodies()
     for _, body in ipairs(bodies) do
       local ok, err, left = send(client, "BatchWriteItem", "write", body, self.max_attempts)
       if not ok then cause = cause or err end

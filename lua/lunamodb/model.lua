@@ -29,7 +29,6 @@ local floor = math.floor
 local pcall = pcall
 local json_decode, decode_items = core.json_decode, core.decode_items
 local NATIVE, DECODE_HOOKS = A.NATIVE, A.DECODE_HOOKS
-local encode_item, encode_plan = core.encode_item, A.encode_plan
 local encode_item_json, encode_key_json, raw_json = A.encode_item_json, A.encode_key_json,
   core.raw_json
 
@@ -797,18 +796,19 @@ local function whole_state(item, what, level)
   return state
 end
 
--- A batch's PutRequest: the item's JSON text between prefix and suffix, the version left as
--- it is; and the JSON of its Key map when the core's encoder wrote it (nil otherwise).
-local function put_request_json(data, item, what, level, prefix, suffix)
+-- For a batch's PutRequest (the version left as it is): whether the core's encoder may write
+-- the item (it keeps no stored names aside), and its state.
+local function put_whole(data, item, what, level)
   local state = whole_state(item, what, level)
-  if not (state.extra and data.keep_unknown) then
-    local ok, text, key = pcall(encode_item, item, encode_plan(data.schema), true, prefix, suffix)
-    if ok and text then return text, key end
-  end
+  return not (state.extra and data.keep_unknown), state
+end
+
+-- The item's JSON text when the core's encoder does not take it (what is wrong raises).
+local function put_item_text(data, item, state, level)
   local ok, wire = pcall(item_wire, data, item, state, nil)
   if not ok then error(wire, level) end
   if type(wire) ~= "string" then wire = core.json_encode(wire) end
-  return prefix .. wire .. suffix, nil
+  return wire
 end
 
 -- PutItem of the whole item: params, the version it will hold.
@@ -1587,7 +1587,7 @@ end
 M._internal = {
   classes = classes, item_data = item_data, class_data = class_data, client_of = client_of,
   key_of = key_of, load_item = load_item, save_request = save_request,
-  load_values = load_values, response_decoder = response_decoder, put_request_json = put_request_json,
+  load_values = load_values, response_decoder = response_decoder, put_whole = put_whole, put_item_text = put_item_text,
   update_request = update_request, delete_request = delete_request,
   check_call_options = check_call_options, set_of = set_of, with_keys = with_keys,
   check_condition = check_condition, raise_misuse = raise_misuse, key_id = key_id,

@@ -528,3 +528,53 @@ describe("batch planning, randomized", function()
     end
   end)
 end)
+
+describe("core.batch_builder", function()
+  local A = require "lunamodb.attributes"
+  local Refuses = A.define{
+    kind = "BuilderSpecRefuses", type = "S",
+    serialize = function(_, v) if v == "bad" then error("no bad values") end return v end,
+    deserialize = function(_, s) return s end,
+  }
+  local T = A.schema({ pk = A.Unicode{ hash_key = true }, sk = A.Number{ range_key = true },
+    note = Refuses{ null = true } }, "BuilderSpec")
+  local plan = A.encode_plan(T)
+
+  it("packs the puts it encodes and the requests it is given, as batch_write_bodies does", function()
+    local b = core.batch_builder()
+    local entries = {}
+    for i = 1, 30 do
+      local t = i % 4 == 0 and "other" or "main"
+      if i % 5 == 0 then
+        b:add(t, del("k" .. i))
+        entries[#entries + 1] = { t, del("k" .. i) }
+      else
+        local key = b:put({ pk = "k" .. i, sk = i, note = "n" }, plan, t)
+        assert.equal(('{"pk":{"S":"k%d"},"sk":{"N":"%d"}}'):format(i, i), key)
+        entries[#entries + 1] = { t, '{"PutRequest":{"Item":'
+          .. A.encode_item_json(T, { pk = "k" .. i, sk = i, note = "n" }) .. "}}" }
+      end
+    end
+    assert.equal(30, #b)
+    assert.same(write_bodies(entries), b:bodies())
+    b:drop_last()
+    entries[30] = nil
+    assert.equal(29, #b)
+    assert.same(write_bodies(entries), b:bodies())
+  end)
+
+  it("queues nothing for values the fast path does not take (the caller encodes them)", function()
+    local b = core.batch_builder()
+    assert.is_nil(b:put({ sk = 1 }, plan, "main"))                    -- no hash key
+    assert.is_nil(b:put({ pk = "p", sk = 1, note = "bad" }, plan, "main"))  -- its encode raises
+    assert.is_nil(b:put({ pk = "p", sk = 1, nope = 1 }, plan, "main"))  -- undeclared
+    assert.equal(0, #b)
+    assert.same({}, b:bodies())
+    assert.is_string(b:put({ pk = "p", sk = 1 }, plan, "main"))
+    assert.same({ '{"RequestItems":{"main":[{"PutRequest":{"Item":'
+      .. A.encode_item_json(T, { pk = "p", sk = 1 }) .. '}}]}}' }, b:bodies())
+    assert.has_error(function() b:put({ pk = "p", sk = 2 }, {}, "main") end,
+      "bad argument #2 to 'put' (an encode plan (core.encode_plan) expected)")
+    assert.has_error(function() b:add("main", "") end, "bad argument #2 to 'add' (an empty request)")
+  end)
+end)
