@@ -41,6 +41,17 @@ local classes = setmetatable({}, { __mode = "k" })
 -- Per-item bookkeeping: partial (projected) reads, stored names the model
 -- does not declare.
 local item_state = setmetatable({}, { __mode = "k" })
+-- The states of most items, shared (never written): whole, or read through a projection.
+local function frozen(t)
+  return setmetatable(t, { __newindex = function()
+    error("lunamodb: internal: a shared item state is read-only", 2)
+  end })
+end
+local WHOLE, PARTIAL = frozen({}), frozen({ partial = true })
+local function state_of(partial, extra)
+  if extra then return { partial = partial, extra = extra } end
+  return partial and PARTIAL or WHOLE
+end
 
 local ClassMethods = {}
 local ItemMethods = {}
@@ -439,7 +450,7 @@ local function item_from_values(data, cls, values, new, what)
     rawset(item, k, v)
   end
   apply_defaults(data, cls, item, new)
-  item_state[item] = {}
+  item_state[item] = WHOLE
   return item
 end
 
@@ -510,7 +521,7 @@ local function fill(item, data, cls, values, partial)
     end
   end
   if not partial then apply_defaults(data, cls, item, false) end
-  item_state[item] = { partial = partial, extra = extra }
+  item_state[item] = state_of(partial, extra)
   return item
 end
 
@@ -540,9 +551,23 @@ local function reload(item, data, cls, wire, native)
   return fill(item, data, cls, values, false)
 end
 
--- An item from values the core decoded (response_decoder).
+-- An item from values the core decoded (response_decoder): their table, fresh for each item,
+-- becomes the item (no copy), once the names the model does not declare are set aside.
 local function load_values(cls, data, values, partial)
-  return fill(new_item(data), data, cls, values, partial)
+  local by_name, extra = data.info.by_name, nil
+  for k, v in pairs(values) do
+    if by_name[k] == nil then
+      extra = extra or {}
+      extra[k] = v
+    end
+  end
+  if extra then
+    for k in pairs(extra) do values[k] = nil end
+  end
+  local item = setmetatable(values, data.item_mt)
+  if not partial then apply_defaults(data, cls, item, false) end
+  item_state[item] = state_of(partial, extra)
+  return item
 end
 
 -- A decoder of responses carrying items of this class, for client:call_decoded and
@@ -787,7 +812,7 @@ end
 -- The item's state, for writing it whole (a projected item cannot be). level as the
 -- caller's own (0: no position).
 local function whole_state(item, what, level)
-  local state = item_state[item] or {}
+  local state = item_state[item] or WHOLE
   if state.partial then
     error(format("lunamodb: %s: this item was read through a projection and holds only "
       .. "some attributes; saving it would erase the others (use update instead)", what),
@@ -1579,7 +1604,7 @@ function ClassMethods.get_ref(cls, hash, range)
   local item = new_item(data)
   rawset(item, info.hash_key.name, hash)
   if info.range_key then rawset(item, info.range_key.name, range) end
-  item_state[item] = { partial = true }
+  item_state[item] = PARTIAL
   return item
 end
 

@@ -543,16 +543,19 @@ local function update_operand(p, v, w)
   return value_operand(av)
 end
 
+-- (The error context is made only on the failing branches: set is on every update's path.)
 function Path:set(v)
-  local w = where(self, "set", v == nil and "nil" or "...")
   if v == nil then
-    fail("%s: use %s:remove() to delete the attribute, or lunamodb.null to store NULL", w,
-      self[TEXT])
+    fail("%s: use %s:remove() to delete the attribute, or lunamodb.null to store NULL",
+      where(self, "set", "nil"), self[TEXT])
   end
   local mt = getmetatable(v)
-  if mt == Size then fail("%s: size() is for conditions, not updates", w) end
+  if mt == Size then fail("%s: size() is for conditions, not updates", where(self, "set", "...")) end
   if mt == PathMT or OPERANDS[mt] then return new_action("SET", self, v) end
-  local av = serialize(self, v, w)
+  if NODES[mt] then check_not_node(v, where(self, "set", "...")) end
+  local attr = self[ATTR]
+  local av
+  if attr then av = attr:serialize(v, self[TEXT]) else av = dynamic(v, self[TEXT]) end
   if av == nil then return new_action("REMOVE", self) end   -- an empty set: PynamoDB 6
   return new_action("SET", self, value_operand(av))
 end
@@ -682,8 +685,7 @@ ArithWhere.__tostring = function(self)
   return format("%s %s %s", show(self[1]), self[2], show(self[3]))
 end
 
--- One side of an arithmetic value: a numeric path, or a number serialized like ref.
-local function arith_side(x, ref, w)
+local function arith_side_checked(x, ref, w)
   local xp = numeric_path(x)
   if xp then
     local t = path_kind(xp)
@@ -705,11 +707,25 @@ local function arith_side(x, ref, w)
   return value_operand(av)
 end
 
+-- One side of an arithmetic value: a numeric path, or a number serialized like ref. w: the
+-- error context, or the operands to make it from when an error is raised.
+local function arith_side(x, ref, a, sym, b)
+  -- the common cases, checked as arith_side_checked would, without making the context: a
+  -- path typed N (or untyped), and a number beside a path typed N
+  if getmetatable(x) == PathMT then
+    local t = path_kind(x)
+    if t == nil or t == "N" then return x end
+  elseif type(x) == "number" and ref then
+    local attr = ref[ATTR]
+    if attr and attr.type == "N" then return value_operand(attr:serialize(x, ref[TEXT])) end
+  end
+  return arith_side_checked(x, ref, setmetatable({ a, sym, b }, ArithWhere))
+end
+
 local function arith(sym, a, b)
   local ref = numeric_path(a) or numeric_path(b)
-  local w = setmetatable({ a, sym, b }, ArithWhere)
-  local left = arith_side(a, ref, w)
-  local right = arith_side(b, ref, w)
+  local left = arith_side(a, ref, a, sym, b)
+  local right = arith_side(b, ref, a, sym, b)
   return setmetatable({ kind = "arith", sym = sym, a = left, b = right }, Arith)
 end
 
