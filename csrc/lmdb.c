@@ -182,6 +182,7 @@ typedef struct core_state {
   lmdb_json_lexer item_lexer; /* decode_items' own: its hooks may call json_decode */
   lmdb_buf item_out;          /* encode_item's own output and encoder: its hooks may */
   encoder item_enc;           /* call json_encode or base64_encode (which use out) */
+  lmdb_buf upd[3];            /* update_body's expression, names and values */
   int holds_digest;           /* lmdb_digest_acquire'd, released by __gc */
 } core_state;
 
@@ -191,6 +192,9 @@ static int state_gc(lua_State *L) {
   lmdb_json_lexer_free(&st->lexer);
   lmdb_json_lexer_free(&st->item_lexer);
   lmdb_buf_free(&st->item_out);
+  lmdb_buf_free(&st->upd[0]);
+  lmdb_buf_free(&st->upd[1]);
+  lmdb_buf_free(&st->upd[2]);
   if (st->holds_digest) {
     st->holds_digest = 0;
     lmdb_digest_release();
@@ -1705,6 +1709,250 @@ static int core_encode_item(lua_State *L) {
   return n;
 }
 
+/* ------------------------------------------------ update expression body */
+
+/*
+** core.update_body(spec, actions, head, tail) -> an UpdateItem body: head, then the members
+** UpdateExpression, ExpressionAttributeNames and ExpressionAttributeValues, then tail; or nil
+** when it does not take the actions (the Lua serializer then does, and raises what is wrong).
+** spec: { segs = the paths' segments key, kinds = { [metatable] = kind } } (kinds below, as
+** lunamodb.expressions.path.KINDS numbers them); actions: an array of update actions; head:
+** the members before, e.g. '{"TableName":"t","Key":{..},'; tail: after, e.g. '}'. The text is
+** the serializer's byte for byte: clauses SET, REMOVE, ADD, DELETE in that order, each keeping
+** the actions' order; names #0.. de-duplicated, values :0.., numbered in text order.
+*/
+enum { UK_ACTION = 1, UK_PATH, UK_VALUE, UK_ARITH, UK_IF_NOT_EXISTS, UK_LIST_APPEND };
+#define UPD_MAX_NAMES 256
+#define UPD_MAX_EXPR 4096
+
+typedef struct upd_writer {
+  lua_State *L;
+  encoder *e;                  /* writes the values' attribute values */
+  int segs, kinds;             /* stack slots: the segments key, the kinds table */
+  lmdb_buf *expr, *names, *values;
+  struct { const char *s; size_t n; } name[UPD_MAX_NAMES];
+  int nn, nv;
+} upd_writer;
+
+static int upd_put(lmdb_buf *b, const char *s, size_t n) {
+  return lmdb_buf_append(b, s, n) == 0;
+}
+#define UPD_LIT(b, s) upd_put((b), (s), sizeof(s) - 1)
+
+static int upd_placeholder(lmdb_buf *b, char c, int n) {
+  char tmp[24];
+  tmp[0] = c;
+  return upd_put(b, tmp, (size_t)(1 + fmt_int64(tmp + 1, n)));
+}
+
+/* The kind of the value at idx (its metatable's number in spec.kinds), 0 for others. */
+static int upd_kind(upd_writer *w, int idx) {
+  lua_State *L = w->L;
+  int k;
+  if (!lua_getmetatable(L, idx)) return 0;
+  lua_rawget(L, w->kinds);
+  k = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return k;
+}
+
+/* The placeholder of the name at idx (a string the actions hold), new ones added to the map. */
+static int upd_name(upd_writer *w, int idx) {
+  size_t n;
+  const char *s = lua_tolstring(w->L, idx, &n);
+  int i;
+  if (n == 0 || n > 65535) return 0;
+  for (i = 0; i < w->nn; i++)
+    if (w->name[i].n == n && (w->name[i].s == s || memcmp(w->name[i].s, s, n) == 0))
+      return upd_placeholder(w->expr, '#', i);
+  if (w->nn >= UPD_MAX_NAMES) return 0;
+  w->name[w->nn].s = s;
+  w->name[w->nn].n = n;
+  if ((w->nn > 0 && !UPD_LIT(w->names, ",")) || !UPD_LIT(w->names, "\"") ||
+      !upd_placeholder(w->names, '#', w->nn) || !UPD_LIT(w->names, "\":") ||
+      lmdb_json_put_string(w->names, s, n) != 0)
+    return 0;
+  return upd_placeholder(w->expr, '#', w->nn++);
+}
+
+/* A path's text: #0.#1[2]. */
+static int upd_path(upd_writer *w, int idx) {
+  lua_State *L = w->L;
+  size_t i, n;
+  int segs, ok;
+  lua_pushvalue(L, w->segs);
+  lua_rawget(L, idx);
+  segs = lua_gettop(L);
+  ok = lua_istable(L, segs) && (n = (size_t)lua_rawlen(L, segs)) > 0;
+  for (i = 1; ok && i <= n; i++) {
+    lua_rawgeti(L, segs, (int)i);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      ok = (i == 1 || UPD_LIT(w->expr, ".")) && upd_name(w, lua_gettop(L));
+    } else if (lua_type(L, -1) == LUA_TNUMBER && i > 1) {
+      char tmp[32];
+      int len = 1;
+      tmp[0] = '[';
+      len += fmt_int64(tmp + 1, (int64_t)lua_tonumber(L, -1));
+      tmp[len++] = ']';
+      ok = upd_put(w->expr, tmp, (size_t)len);
+    } else {
+      ok = 0;
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, segs - 1);
+  return ok;
+}
+
+/* The field k of the table at idx, pushed; returns its stack index. */
+static int upd_field(lua_State *L, int idx, const char *k) {
+  lua_getfield(L, idx, k);
+  return lua_gettop(L);
+}
+
+static int upd_operand(upd_writer *w, int idx) {
+  lua_State *L = w->L;
+  int top = lua_gettop(L), ok = 0, a, b;
+  luaL_checkstack(L, 8, "lunamodb: update expression too deep");
+  switch (upd_kind(w, idx)) {
+    case UK_PATH:
+      return upd_path(w, idx);
+    case UK_VALUE:
+      a = upd_field(L, idx, "av");
+      ok = lua_istable(L, a) && (w->nv == 0 || UPD_LIT(w->values, ",")) &&
+           UPD_LIT(w->values, "\"") && upd_placeholder(w->values, ':', w->nv) &&
+           UPD_LIT(w->values, "\":");
+      if (ok) {
+        w->e->out = w->values;
+        encode_value(w->e, a);
+        ok = upd_placeholder(w->expr, ':', w->nv++);
+      }
+      break;
+    case UK_ARITH: {
+      size_t sl;
+      const char *sym;
+      a = upd_field(L, idx, "a");
+      b = upd_field(L, idx, "b");
+      sym = lua_tolstring(L, upd_field(L, idx, "sym"), &sl);
+      ok = sym && upd_operand(w, a) && UPD_LIT(w->expr, " ") && upd_put(w->expr, sym, sl) &&
+           UPD_LIT(w->expr, " ") && upd_operand(w, b);
+      break;
+    }
+    case UK_IF_NOT_EXISTS:
+      a = upd_field(L, idx, "path");
+      b = upd_field(L, idx, "value");
+      ok = upd_kind(w, a) == UK_PATH && UPD_LIT(w->expr, "if_not_exists (") &&
+           upd_path(w, a) && UPD_LIT(w->expr, ", ") && upd_operand(w, b) &&
+           UPD_LIT(w->expr, ")");
+      break;
+    case UK_LIST_APPEND:
+      a = upd_field(L, idx, "a");
+      b = upd_field(L, idx, "b");
+      ok = UPD_LIT(w->expr, "list_append (") && upd_operand(w, a) && UPD_LIT(w->expr, ", ") &&
+           upd_operand(w, b) && UPD_LIT(w->expr, ")");
+      break;
+    default:
+      break;
+  }
+  lua_settop(L, top);
+  return ok;
+}
+
+/* One action of clause c: its target, then (SET) " = " operand or (ADD, DELETE) " " operand. */
+static int upd_action(upd_writer *w, int idx, int c) {
+  lua_State *L = w->L;
+  int top = lua_gettop(L), p = upd_field(L, idx, "path"), ok;
+  ok = upd_kind(w, p) == UK_PATH && upd_path(w, p);
+  if (ok && c != 1) {
+    int v = upd_field(L, idx, "value");
+    ok = (c == 0 ? UPD_LIT(w->expr, " = ") : UPD_LIT(w->expr, " ")) && upd_operand(w, v);
+  }
+  lua_settop(L, top);
+  return ok;
+}
+
+static int core_update_body(lua_State *L) {
+  static const char *const clauses[4] = { "SET", "REMOVE", "ADD", "DELETE" };
+  core_state *st = get_state(L);
+  upd_writer w;
+  lmdb_str head, tail;
+  size_t n, i, count = 0;
+  int c, ok = 1, which[4] = { 0, 0, 0, 0 };
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  head = check_str(L, 3);
+  tail = check_str(L, 4);
+  lua_settop(L, 4);
+  w.L = L;
+  w.segs = upd_field(L, 1, "segs");                                  /* 5 */
+  w.kinds = upd_field(L, 1, "kinds");                                /* 6 */
+  luaL_argcheck(L, lua_istable(L, w.kinds), 1, "spec.kinds must be a table");
+  lua_pushvalue(L, ARRAY_MT_UPVALUE);                                /* 7 */
+  w.e = &st->enc;
+  w.e->L = L;
+  w.e->depth = 0;
+  w.e->array_mt = 7;
+  w.nn = w.nv = 0;
+  /* an array of actions and nothing else, each of a known clause */
+  n = (size_t)lua_rawlen(L, 2);
+  if (n == 0 || lua_getmetatable(L, 2)) { lua_pushnil(L); return 1; }
+  lua_pushnil(L);
+  while (lua_next(L, 2)) { lua_pop(L, 1); count++; }
+  if (count != n) { lua_pushnil(L); return 1; }
+  for (i = 1; i <= n; i++) {
+    const char *cl;
+    lua_rawgeti(L, 2, (int)i);
+    if (upd_kind(&w, lua_gettop(L)) != UK_ACTION) { lua_pushnil(L); return 1; }
+    cl = lua_tostring(L, upd_field(L, lua_gettop(L), "clause"));
+    for (c = 0; c < 4 && (cl == NULL || strcmp(cl, clauses[c]) != 0); c++) {}
+    if (c == 4) { lua_pushnil(L); return 1; }
+    which[c]++;
+    lua_pop(L, 2);
+  }
+  /* the state's (nothing here calls Lua code, so no nested call can clobber them) */
+  for (c = 0; c < 3; c++) lmdb_buf_reset(&st->upd[c]);
+  w.expr = &st->upd[0];
+  w.names = &st->upd[1];
+  w.values = &st->upd[2];
+  for (c = 0; ok && c < 4; c++) {
+    int first = 1;
+    if (!which[c]) continue;
+    ok = (w.expr->len == 0 || UPD_LIT(w.expr, " ")) &&
+         upd_put(w.expr, clauses[c], strlen(clauses[c])) && UPD_LIT(w.expr, " ");
+    for (i = 1; ok && i <= n; i++) {
+      int a;
+      const char *cl;
+      lua_rawgeti(L, 2, (int)i);
+      a = lua_gettop(L);
+      cl = lua_tostring(L, upd_field(L, a, "clause"));
+      if (cl && strcmp(cl, clauses[c]) == 0) {
+        ok = (first || UPD_LIT(w.expr, ", ")) && upd_action(&w, a, c);
+        first = 0;
+      }
+      lua_settop(L, a - 1);
+    }
+  }
+  ok = ok && w.expr->len <= UPD_MAX_EXPR;
+  if (ok) {
+    lmdb_buf *out = &st->out;
+    lmdb_buf_reset(out);
+    ok = upd_put(out, head.ptr, head.len) && UPD_LIT(out, "\"UpdateExpression\":") &&
+         lmdb_json_put_string(out, w.expr->data, w.expr->len) == 0 &&
+         (w.nn == 0 || (UPD_LIT(out, ",\"ExpressionAttributeNames\":{") &&
+                        upd_put(out, w.names->data, w.names->len) && UPD_LIT(out, "}"))) &&
+         (w.nv == 0 || (UPD_LIT(out, ",\"ExpressionAttributeValues\":{") &&
+                        upd_put(out, w.values->data, w.values->len) && UPD_LIT(out, "}"))) &&
+         upd_put(out, tail.ptr, tail.len);
+    if (ok) push_buf(L, out);
+    lmdb_buf_reset(out);
+    if (out->cap > 1 << 20) lmdb_buf_free(out);
+  }
+  for (c = 0; c < 3; c++)
+    if (st->upd[c].cap > 1 << 16) lmdb_buf_free(&st->upd[c]);
+  if (!ok) lua_pushnil(L);
+  return 1;
+}
+
 /* Checks a JSON text without building Lua values: true, or nil, message
 ** (the messages of core.json_decode). */
 static int core_json_valid(lua_State *L) {
@@ -3025,6 +3273,7 @@ static const luaL_Reg core_functions[] = {
   {"encode_item", core_encode_item},
   {"encode_plan", core_encode_plan},
   {"format_float", core_format_float},
+  {"update_body", core_update_body},
   {"raw_json", core_raw_json},
   {"paginated", core_paginated},
   {"paginate_next", core_paginate_next},
@@ -3123,6 +3372,9 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   lmdb_buf_init(&st->lexer.scratch);
   lmdb_buf_init(&st->item_lexer.scratch);
   lmdb_buf_init(&st->item_out);
+  lmdb_buf_init(&st->upd[0]);
+  lmdb_buf_init(&st->upd[1]);
+  lmdb_buf_init(&st->upd[2]);
   luaL_newmetatable(L, MT_RAW_JSON);
   lua_pushliteral(L, "lunamodb.raw_json");
   lua_setfield(L, -2, "__name");

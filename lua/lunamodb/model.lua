@@ -895,6 +895,23 @@ local function update_request(item, actions, opts, what, level, key)
   return finish_params(params, s), new_version
 end
 
+-- The UpdateItem body (ReturnValues ALL_NEW) the core writes straight from the actions, when
+-- no condition or version is involved; nil otherwise, or when the core does not take the
+-- actions (update_request then builds the params, and raises what is wrong).
+local UPDATE_SPEC, update_body = path.UPDATE_SPEC, core.update_body
+local function fast_update_body(data, item, actions, opts)
+  if opts.condition ~= nil or data.info.version or type(actions) ~= "table" then return nil end
+  local key = encode_key_json(data.schema, item)
+  if not key then return nil end
+  local head = data.update_head
+  if not head then
+    head = '{"TableName":' .. core.json_encode(data.table_name) .. ',"Key":'
+    data.update_head = head
+  end
+  local body = update_body(UPDATE_SPEC, actions, head .. key .. ",", ',"ReturnValues":"ALL_NEW"}')
+  return body and raw_json(body)
+end
+
 -- DeleteItem: params.
 local function delete_request(item, opts, what, key)
   local data = item_data(item, what)
@@ -929,8 +946,11 @@ function ItemMethods.update(item, actions, opts)
   local data, cls = item_data(item, "update")
   local what = data.display .. ":update"
   opts = check_call_options(opts, UPDATE_OPTIONS, what)
-  local params = update_request(item, actions, opts, what, 3, key_param(data, item))
-  params.ReturnValues = "ALL_NEW"
+  local params = fast_update_body(data, item, actions, opts)
+  if not params then
+    params = update_request(item, actions, opts, what, 3, key_param(data, item))
+    params.ReturnValues = "ALL_NEW"
+  end
   local out, err = call_items(data, "UpdateItem", params, "item", "Attributes")
   if not out then return nil, err end
   local ok, rerr = reload(item, data, cls, out.Attributes or {}, out[NATIVE])

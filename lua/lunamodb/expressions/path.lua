@@ -296,6 +296,11 @@ function M.attr(p) return p[ATTR] or nil end
 function M.text(p) return p[TEXT] end
 function M.segments(p) return p[SEGS] end
 
+-- What core.update_body reads update actions with: the paths' segments key, and the node
+-- metatables numbered as csrc/lmdb.c's UK_* kinds.
+M.UPDATE_SPEC = { segs = SEGS, kinds = { [Action] = 1, [PathMT] = 2, [Value] = 3, [Arith] = 4,
+  [IfNotExists] = 5, [ListAppend] = 6 } }
+
 ---------------------------------------------------------------- values
 
 local NIL_HINT = "a value cannot be nil (use :exists() or :does_not_exist() to test presence, "
