@@ -445,8 +445,11 @@ def main(argv):
             measure = measure_canned if target == "canned" else measure_ddb
             names = opts.only if target == "canned" else [n for n in opts.only if n == "floor" or n in LUNAMODB]
             for run in range(1, opts.runs + 1):
+                # every other run in reverse order, so no runner always follows the same one
+                # (DynamoDB Local's JVM and the machine drift within a run)
+                order = names if run % 2 else list(reversed(names))
                 for w in opts.workloads:
-                    for name in names:
+                    for name in order:
                         calls = calls_for(target, w, name, opts.scale)
                         res = measure(server, name, w, calls)
                         results.setdefault(target, {}).setdefault(w, {}).setdefault(name, []).append(res)
