@@ -376,10 +376,12 @@ function Client:call(operation, params)
 end
 
 -- call with the response decoded by decode(text) -> value | nil, message instead of
--- json_decode (the models' item decoders). For lunamodb's own modules.
+-- json_decode (the models' item decoders); params may also be the body's JSON text, sent as
+-- is (the core wrote it). For lunamodb's own modules.
 function Client:call_decoded(operation, params, decode)
   check_operation("call", operation)
-  return run(self, operation, encode_params("call", operation, params), decode)
+  local body = type(params) == "string" and params or encode_params("call", operation, params)
+  return run(self, operation, body, decode)
 end
 
 -- An iterator over the decoded response pages of any paginated operation

@@ -692,14 +692,29 @@ local function key_param(data, item)
 end
 
 -- The Key for hash (and range) values, the same way.
-local function key_of_values(data, hash, range)
+-- '{"TableName":"<name>",' once per class: the start of the bodies the core writes.
+local function body_head(data)
+  local head = data.body_head
+  if not head then
+    head = '{"TableName":' .. core.json_encode(data.table_name) .. ","
+    data.body_head = head
+  end
+  return head
+end
+
+local function key_text_of_values(data, hash, range)
   local info = data.info
   if hash ~= nil and (range ~= nil) == (info.range_key ~= nil) then
     local vals = { [info.hash_key.name] = hash }
     if info.range_key then vals[info.range_key.name] = range end
-    local text = encode_key_json(data.schema, vals)
-    if text then return raw_json(text) end
+    return encode_key_json(data.schema, vals)
   end
+  return nil
+end
+
+local function key_of_values(data, hash, range)
+  local text = key_text_of_values(data, hash, range)
+  if text then return raw_json(text) end
   return A.serialize_key(data.schema, hash, range)
 end
 
@@ -747,12 +762,19 @@ function ClassMethods.get(cls, hash, range, opts)
     end
   end
   opts = check_call_options(opts, GET_OPTIONS, data.display .. ":get")
-  local params = {
-    TableName = data.table_name,
-    Key = key_of_values(data, hash, range),
-    ConsistentRead = opts.consistent_read and true or false,
-  }
-  local partial = false
+  local key = not opts.attributes and client_of(data).call_decoded
+    and key_text_of_values(data, hash, range)
+  local params, partial = nil, false
+  if key then                           -- the body as text: no params table to encode
+    params = body_head(data) .. '"Key":' .. key
+      .. (opts.consistent_read and ',"ConsistentRead":true}' or ',"ConsistentRead":false}')
+  else
+    params = {
+      TableName = data.table_name,
+      Key = key_of_values(data, hash, range),
+      ConsistentRead = opts.consistent_read and true or false,
+    }
+  end
   if opts.attributes then
     local s = serializer.new()
     params.ProjectionExpression = s:projection(opts.attributes, cls)
@@ -899,17 +921,30 @@ end
 -- no condition or version is involved; nil otherwise, or when the core does not take the
 -- actions (update_request then builds the params, and raises what is wrong).
 local UPDATE_SPEC, update_body = path.UPDATE_SPEC, core.update_body
+
 local function fast_update_body(data, item, actions, opts)
-  if opts.condition ~= nil or data.info.version or type(actions) ~= "table" then return nil end
+  if opts.condition ~= nil or data.info.version or type(actions) ~= "table"
+      or not client_of(data).call_decoded then
+    return nil
+  end
   local key = encode_key_json(data.schema, item)
   if not key then return nil end
-  local head = data.update_head
-  if not head then
-    head = '{"TableName":' .. core.json_encode(data.table_name) .. ',"Key":'
-    data.update_head = head
+  return update_body(UPDATE_SPEC, actions, body_head(data) .. '"Key":' .. key .. ",",
+    ',"ReturnValues":"ALL_NEW"}')
+end
+
+-- The PutItem body the core writes straight from the item, when no condition or version is
+-- involved and no stored names are kept aside; nil otherwise (save_request then builds it).
+local function fast_put_body(data, item, opts, what)
+  if opts.condition ~= nil or data.info.version or not client_of(data).call_decoded then
+    return nil
   end
-  local body = update_body(UPDATE_SPEC, actions, head .. key .. ",", ',"ReturnValues":"ALL_NEW"}')
-  return body and raw_json(body)
+  local keep = opts.keep_unknown
+  if keep == nil then keep = data.keep_unknown end
+  local state = whole_state(item, what, 3)
+  if keep and state.extra then return nil end
+  if not data.put_head then data.put_head = body_head(data) .. '"Item":' end
+  return (core.encode_item(item, A.encode_plan(data.schema), false, data.put_head, "}"))
 end
 
 -- DeleteItem: params.
@@ -931,8 +966,15 @@ function ItemMethods.save(item, opts)
   local data = item_data(item, "save")
   local what = data.display .. ":save"
   opts = check_call_options(opts, SAVE_OPTIONS, what)
-  local params, new_version = save_request(item, opts, what, 3)
-  local out, err = client_of(data):call("PutItem", params)
+  local body = fast_put_body(data, item, opts, what)
+  local out, err, new_version
+  if body then
+    out, err = client_of(data):call_decoded("PutItem", body, json_decode)
+  else
+    local params
+    params, new_version = save_request(item, opts, what, 3)
+    out, err = client_of(data):call("PutItem", params)
+  end
   if not out then return nil, err end
   if data.info.version then rawset(item, data.info.version.name, new_version) end
   return item

@@ -672,6 +672,16 @@ describe("model clients", function()
     assert.truthy(C.new{ id = "y" }:delete())
     assert.same({ "PutItem", "GetItem", "DeleteItem" }, { calls[1].op, calls[2].op, calls[3].op })
     assert.equal("users", calls[3].params.TableName)
+    -- a client with only `call` gets params tables from the paths the core writes bodies for
+    local Q = M{ client = fake, host = "http://127.0.0.1:9", table_name = "plain",
+      attributes = { id = A.Unicode{ hash_key = true }, n = A.Number{} } }
+    calls = {}
+    assert.truthy(Q.new{ id = "q", n = 1 }:save())
+    assert.truthy(Q.new{ id = "q" }:update{ Q.n:set(Q.n + 1) })
+    assert.same({ TableName = "plain", Item = { id = { S = "q" }, n = { N = "1" } } },
+      json_decode(json_encode(calls[1].params)))
+    assert.equal("UpdateItem", calls[2].op)
+    assert.equal("SET #0 = #0 + :0", calls[2].params.UpdateExpression)
   end)
 end)
 
