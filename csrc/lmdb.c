@@ -2760,8 +2760,9 @@ static int signer_sign(lua_State *L) {
   return do_sign(L, u, region, service, when, &req);
 }
 
-/* signer:sign_post(region, service, time, host, target, body) -> amz_date,
-** authorization: the DynamoDB request shape, without building tables. */
+/* signer:sign_post(region, service, time, host, target, body) -> the header lines
+** "X-Amz-Date: ...", "Authorization: ..." [, "X-Amz-Security-Token: ..."]: the DynamoDB
+** request shape, without building tables (or concatenating in Lua). */
 static int signer_sign_post(lua_State *L) {
   signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
   lmdb_sigv4_request req;
@@ -2789,11 +2790,23 @@ static int signer_sign_post(lua_State *L) {
     return luaL_error(L, "lunamodb: no credentials to sign with");
   if (lmdb_sigv4_sign(&u->s, region, service, when, &req, &u->r) != 0)
     return luaL_error(L, "lunamodb: cannot sign: %s", u->r.error);
-  lua_pushlstring(L, u->r.amz_date, 16);
-  push_buf(L, &u->r.authorization);
-  if (u->s.session_token.len) {
-    push_buf(L, &u->s.session_token);
-    return 3;
+  {
+    luaL_Buffer b;
+    char line[32];
+    memcpy(line, "X-Amz-Date: ", 12);
+    memcpy(line + 12, u->r.amz_date, 16);
+    lua_pushlstring(L, line, 28);
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, "Authorization: ", 15);
+    luaL_addlstring(&b, u->r.authorization.data, u->r.authorization.len);
+    luaL_pushresult(&b);
+    if (u->s.session_token.len) {
+      luaL_buffinit(L, &b);
+      luaL_addlstring(&b, "X-Amz-Security-Token: ", 22);
+      luaL_addlstring(&b, u->s.session_token.data, u->s.session_token.len);
+      luaL_pushresult(&b);
+      return 3;
+    }
   }
   return 2;
 }

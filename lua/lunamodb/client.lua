@@ -221,16 +221,16 @@ local function attempt(self, operation, target, body, http_opts, decode)
   if not ok then return nil, "fatal", cerr end
   local policy = self.policy
   local signing_ms = now_ms() + policy:clock_offset_ms()
-  local amz_date, authorization, token = self.signer:sign_post(self.region, "dynamodb",
+  local date_line, auth_line, token_line = self.signer:sign_post(self.region, "dynamodb",
     floor(signing_ms / 1000), self.host_header, target, body)
   local headers = {
     "Content-Type: application/x-amz-json-1.0",
     TARGET_HEADERS[target],
-    "X-Amz-Date: " .. amz_date,
-    "Authorization: " .. authorization,
+    date_line,
+    auth_line,
     self.user_agent_header,
+    token_line,
   }
-  if token then headers[6] = "X-Amz-Security-Token: " .. token end
 
   local sent = now_ms()
   local status, hdrs, resp = self.transport:send("POST", self.endpoint, headers, body, http_opts)
