@@ -1222,7 +1222,7 @@ static int fmt_short_float(char *buf, double v) {
 }
 
 /* The shortest of %.15g, %.16g and %.17g that reads back as the finite v: the float text
-** of values.encode_number (through core.format_float) and of encode_item alike, so both
+** of values.encode_number (through core.number_text) and of encode_item alike, so both
 ** paths write one decimal (LuaJIT's own %g rounds ties otherwise). Returns its length. */
 static int fmt_shortest(char *buf, size_t size, double v) {
   int n = size >= 24 ? fmt_short_float(buf, v) : 0, prec;
@@ -1235,13 +1235,30 @@ static int fmt_shortest(char *buf, size_t size, double v) {
   return n;
 }
 
-/* core.format_float(v) -> the shortest %.Ng text (N = 15, 16, 17) that reads back as v. */
-static int core_format_float(lua_State *L) {
+/* core.number_text(v) -> the text of a finite number: an integer (a Lua 5.4 integer, or on
+** LuaJIT an integral double of at most 2^53) in decimal, any other float as the shortest
+** %.Ng (N = 15, 16, 17) that reads back as v. */
+static int core_number_text(lua_State *L) {
   char buf[40];
-  double v = (double)luaL_checknumber(L, 1);
+  double v;
   int n;
+#ifndef LMDB_NO_INTEGERS
+  if (lua_isinteger(L, 1)) {
+    n = fmt_int64(buf, (int64_t)lua_tointeger(L, 1));
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+  }
+#endif
+  v = (double)luaL_checknumber(L, 1);
   if (v != v || v == HUGE_VAL || v == -HUGE_VAL)
     return luaL_argerror(L, 1, "a finite number expected");
+#ifdef LMDB_NO_INTEGERS
+  if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+    n = fmt_int64(buf, (int64_t)v);
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+  }
+#endif
   n = fmt_shortest(buf, sizeof buf, v);
   lua_pushlstring(L, buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : 0);
   return 1;
@@ -1285,7 +1302,7 @@ static int enc_number(item_encoder *ie, int idx) {
 #endif
   }
   if (n < 0 && lua_type(L, idx) == LUA_TNUMBER) {
-    /* values.encode_number's float text (core.format_float); an exponent form is left to
+    /* values.encode_number's float text (core.number_text); an exponent form is left to
     ** it (it spells such numbers out, or refuses them) */
     double v = (double)lua_tonumber(L, idx);
     if (v == v && v != HUGE_VAL && v != -HUGE_VAL) {
@@ -3287,7 +3304,7 @@ static const luaL_Reg core_functions[] = {
   {"decode_items", core_decode_items},
   {"encode_item", core_encode_item},
   {"encode_plan", core_encode_plan},
-  {"format_float", core_format_float},
+  {"number_text", core_number_text},
   {"update_body", core_update_body},
   {"raw_json", core_raw_json},
   {"paginated", core_paginated},

@@ -300,7 +300,8 @@ end
 -- The shortest "%.Ng" text (N = 15, 16, 17) of a finite float that reads back as the same
 -- double: the core's, which its item encoder writes too (LuaJIT's own %g rounds ties
 -- differently from C's, and DynamoDB would store two different decimals).
-local shortest = core.format_float
+local number_text = core.number_text
+local shortest = number_text
 
 -- A decimal or a Lua number as parts, for comparisons (Lua 5.4 calls __lt and __le
 -- with a number on one side; LuaJIT refuses to compare a table with a number).
@@ -353,9 +354,9 @@ local function encode_number(v)
   local tv = type(v)
   if tv == "number" then
     if IS_INT64 then
-      if math_type(v) == "integer" then return format("%d", v) end
+      if math_type(v) == "integer" then return number_text(v) end
     elseif v % 1 == 0 and v <= TWO53 and v >= -TWO53 then
-      return format("%d", v)
+      return number_text(v)
     end
     if v ~= v then return nil, "cannot encode NaN: DynamoDB numbers are finite" end
     if v == huge or v == -huge then
