@@ -2239,8 +2239,6 @@ static int builder_put(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   table = builder_table(L, b, 4);
   lua_settop(L, 4);
-  if (b->data.cap == 0 && lmdb_buf_reserve(&b->data, 16384) != 0)   /* a body's worth */
-    return luaL_error(L, "lunamodb: batch_builder: not enough memory");
   if (!encode_values(L, get_state(L), &b->data, 2, 3, prefix, suffix, &key_off, &key_len) ||
       key_len == 0) {
     b->data.len = off;
