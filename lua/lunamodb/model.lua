@@ -547,7 +547,10 @@ local function reload(item, data, cls, wire, native)
     values, err = decode(idata, wire)
     if not values then return nil, err end
   end
-  for k in pairs(item) do rawset(item, k, nil) end
+  -- only the names the stored item lacks are cleared: fill sets the others
+  for k in pairs(item) do
+    if values[k] == nil then rawset(item, k, nil) end
+  end
   return fill(item, data, cls, values, false)
 end
 
