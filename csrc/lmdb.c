@@ -1284,12 +1284,16 @@ static int enc_string(item_encoder *ie, int idx, int nonempty) {
 static int enc_number(item_encoder *ie, int idx) {
   lua_State *L = ie->e->L;
   char tmp[40];
-  int n = -1;
-  if (lua_type(L, idx) == LUA_TNUMBER) {
+  int n = -1, is_number = lua_type(L, idx) == LUA_TNUMBER;
+  if (is_number) {
 #ifndef LMDB_NO_INTEGERS
-    if (lua_isinteger(L, idx)) {
+    /* an integer, or a float with an integer's value below 2^53: encode_number writes both
+    ** as the integer (a larger float goes through its shortest %g text) */
+    int isint;
+    lua_Integer i = lua_tointegerx(L, idx, &isint);
+    if (isint && ((i <= 9007199254740992 && i >= -9007199254740992) || lua_isinteger(L, idx))) {
       tmp[0] = '"';
-      n = 1 + fmt_int64(tmp + 1, (int64_t)lua_tointeger(L, idx));
+      n = 1 + fmt_int64(tmp + 1, (int64_t)i);
       tmp[n++] = '"';
     }
 #else
@@ -1301,7 +1305,7 @@ static int enc_number(item_encoder *ie, int idx) {
     }
 #endif
   }
-  if (n < 0 && lua_type(L, idx) == LUA_TNUMBER) {
+  if (n < 0 && is_number) {
     /* values.encode_number's float text (core.number_text); an exponent form is left to
     ** it (it spells such numbers out, or refuses them) */
     double v = (double)lua_tonumber(L, idx);

@@ -16,67 +16,13 @@ local loopback = require "spec.helpers.loopback"
 local json_decode, json_encode = core.json_decode, core.json_encode
 local floor = math.floor
 
--- Upper bounds of timings stretch under valgrind and the sanitizers (make
--- valgrind, make asan); lower bounds (sleeps) never do.
-local preload = os.getenv("LD_PRELOAD") or ""
-local SLOW = preload:find("vgpreload", 1, true) and 10 or preload:find("asan", 1, true) and 2 or 1
+local W = require "spec.helpers.wire"
+local SLOW, raises_with, reply, OK, sent, bodies = W.SLOW, W.raises_with, W.reply, W.OK, W.sent, W.bodies
+local raises_here, all_raise_here = W.raises_at("batch_spec"), W.all_raise_at("batch_spec")
+local ddb_error, on = W.ddb_error, W.on
 -- what a gap between two requests may take beyond the backoff sleep itself
 local SLACK_MS = 60 * SLOW
 
--- f must raise, with a message containing `fragment` (plain text).
-local function raises_with(f, fragment)
-  local ok, err = pcall(f)
-  assert.is_false(ok, "expected an error containing: " .. fragment)
-  assert.matches(fragment, tostring(err), 1, true)
-  return tostring(err)
-end
-
--- f must raise an error positioned at this spec file (the caller's line),
--- with a message containing `fragment`.
-local function raises_here(f, fragment)
-  local msg = raises_with(f, fragment)
-  assert.matches("^[^\n]*batch_spec%.lua:%d+: ", msg)
-end
-
--- Each case { label, f, fragment } must raise as raises_here says; every
--- case is tried and all the wrong ones are reported together.
-local function all_raise_here(cases)
-  local wrong = {}
-  for _, c in ipairs(cases) do
-    local ok, err = pcall(c[2])
-    local msg = tostring(err)
-    if ok then
-      wrong[#wrong + 1] = c[1] .. ": did not raise"
-    elseif not msg:find(c[3], 1, true) then
-      wrong[#wrong + 1] = c[1] .. ": raised " .. msg
-    elseif not msg:match("^[^\n]*batch_spec%.lua:%d+: ") then
-      wrong[#wrong + 1] = c[1] .. ": not raised at the caller's line: " .. msg
-    end
-  end
-  assert.equal("", table.concat(wrong, "\n"))
-end
-
-local function reply(t) return { status = 200, body = json_encode(t) } end
-local OK = reply{}
-local function ddb_error(status, code, message)
-  return { status = status, body = json_encode({ __type = "com.amazonaws.dynamodb.v20120810#" .. code,
-                                                 message = message or code }) }
-end
-
--- The requests the server received: { op, body = decoded JSON, text, t_ms }.
-local function sent(srv)
-  local out = {}
-  for i, r in ipairs(srv:requests()) do
-    out[i] = { op = r.headers["x-amz-target"]:match("^DynamoDB_20120810%.(%a+)$"),
-               body = assert(json_decode(r.body)), text = r.body, t_ms = r.t_ms }
-  end
-  return out
-end
-local function bodies(srv)
-  local out = {}
-  for i, r in ipairs(sent(srv)) do out[i] = r.body end
-  return out
-end
 -- ms between consecutive requests
 local function gaps(list)
   local out = {}
@@ -100,13 +46,6 @@ local srv
 local function start(replies)
   srv = loopback.start{ routes = { ["POST /"] = replies } }
   return srv
-end
-
-local function on(server, decl)
-  decl.host, decl.region = server.url, "us-east-1"
-  decl.access_key_id, decl.secret_access_key = "AKID", "SECRET"
-  decl.max_attempts = decl.max_attempts or 1
-  return lunamodb.Model(decl)
 end
 
 local function user_model(server, extra)
@@ -570,7 +509,7 @@ describe("batch_write retries what DynamoDB left unprocessed", function()
   end)
 
   it("a failing call (500 until retries run out): err.cause and every unwritten operation", function()
-    local User = user_model(start{ ddb_error(500, "InternalServerError", "boom") }, { max_attempts = 2 })
+    local User = user_model(start{ ddb_error("InternalServerError", "boom", 500) }, { max_attempts = 2 })
     local it = users(User, 1, 30)
     local ok, err = User:batch_write(function(b)
       for i = 1, 29 do b:save(it[i]) end
@@ -602,7 +541,7 @@ describe("batch_write retries what DynamoDB left unprocessed", function()
     for i = 14, 25 do left[#left + 1] = put(i) end
     local User = user_model(start{
       reply{ UnprocessedItems = { users = left } },
-      ddb_error(500, "InternalServerError"),
+      ddb_error("InternalServerError", nil, 500),
     })
     local it = users(User, 1, 30)
     local ok, err = User:batch_write(function(b) for _, u in ipairs(it) do b:save(u) end end)
@@ -781,7 +720,7 @@ describe("batch_get", function()
   end)
 
   it("a failing call: the iterator raises with err.cause and the keys it carried", function()
-    local User = user_model(start{ ddb_error(500, "InternalServerError") }, { max_attempts = 2 })
+    local User = user_model(start{ ddb_error("InternalServerError", nil, 500) }, { max_attempts = 2 })
     local ok, err = pcall(function() for _ in User:batch_get{ uid(1), uid(2) } do end end)
     assert.is_false(ok)
     assert.equal("InternalServerError", err.cause.code)

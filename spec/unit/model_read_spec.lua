@@ -14,42 +14,14 @@ local loopback = require "spec.helpers.loopback"
 local json_decode, json_encode = core.json_decode, core.json_encode
 local monotonic_ms = core.monotonic_ms
 
--- Upper bounds of timings stretch under valgrind and the sanitizers (make
--- valgrind, make asan); lower bounds (sleeps) never do.
-local preload = os.getenv("LD_PRELOAD") or ""
-local SLOW = preload:find("vgpreload", 1, true) and 10 or preload:find("asan", 1, true) and 2 or 1
+local W = require "spec.helpers.wire"
+local SLOW, raises, raises_with = W.SLOW, W.raises, W.raises_with
+local raises_here = W.raises_at("model_read_spec")
 
 local BOOLEAN_HINT = " (Lua comparison operators such as == and < always yield booleans: "
   .. "build conditions with methods such as :eq, :ne, :lt, :gt, :exists)"
 
--- f must raise exactly `expected` (after the "file:line: " prefix, if any).
-local function raises(f, expected)
-  local ok, err = pcall(f)
-  assert.is_false(ok, "expected the error: " .. expected)
-  local msg = tostring(err):gsub("^[^\n]-:%d+: ", "", 1)
-  assert.equal(expected, msg)
-end
-
--- f must raise, with a message containing `fragment` (plain text).
-local function raises_with(f, fragment)
-  local ok, err = pcall(f)
-  assert.is_false(ok, "expected an error containing: " .. fragment)
-  assert.matches(fragment, tostring(err), 1, true)
-end
-
--- f must raise an error positioned at this spec file (the caller's line).
-local function raises_here(f)
-  local ok, err = pcall(f)
-  assert.is_false(ok)
-  assert.matches("model_read_spec%.lua:%d+: ", tostring(err))
-end
-
-local function ddb_error(code, message)
-  return { status = 400, body = json_encode({ __type = "com.amazonaws.dynamodb.v20120810#" .. code,
-                                              message = message or code }) }
-end
-local OK = { status = 200, body = "{}" }
-local function reply(t) return { status = 200, body = json_encode(t) } end
+local ddb_error, OK, reply = W.ddb_error, W.OK, W.reply
 
 -- A Query/Scan reply: items (wire), the page's LastEvaluatedKey, extra members.
 local function page(items, lek, extra)
@@ -59,24 +31,7 @@ local function page(items, lek, extra)
 end
 local EMPTY = page({})
 
--- The requests the server received: { op = "Query", body = decoded JSON, t_ms }.
-local function sent(srv)
-  local out = {}
-  for i, r in ipairs(srv:requests()) do
-    out[i] = { op = r.headers["x-amz-target"]:match("^DynamoDB_20120810%.(%a+)$"),
-               body = assert(json_decode(r.body)), t_ms = r.t_ms }
-  end
-  return out
-end
-local function bodies(srv)
-  local out = {}
-  for i, r in ipairs(sent(srv)) do out[i] = r.body end
-  return out
-end
-local function last(srv)
-  local all = sent(srv)
-  return all[#all].body, all[#all].op
-end
+local sent, bodies, last = W.sent, W.bodies, W.last
 
 -- The names a ProjectionExpression lists, in order (placeholders resolved).
 local function projected_names(body)
@@ -124,12 +79,7 @@ local function start(replies)
   return srv
 end
 
-local function on(server, decl)
-  decl.host, decl.region = server.url, "us-east-1"
-  decl.access_key_id, decl.secret_access_key = "AKID", "SECRET"
-  decl.max_attempts = decl.max_attempts or 1
-  return lunamodb.Model(decl)
-end
+local on = W.on
 
 local function thread_decl(extra)
   local decl = { name = "Thread", table_name = "threads", attributes = {

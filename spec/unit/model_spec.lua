@@ -16,20 +16,8 @@ local json_decode, json_encode = core.json_decode, core.json_encode
 local BOOLEAN_HINT = " (Lua comparison operators such as == and < always yield booleans: "
   .. "build conditions with methods such as :eq, :ne, :lt, :gt, :exists)"
 
--- f must raise exactly `expected` (after the "file:line: " prefix, if any).
-local function raises(f, expected)
-  local ok, err = pcall(f)
-  assert.is_false(ok, "expected the error: " .. expected)
-  local msg = tostring(err):gsub("^[^\n]-:%d+: ", "", 1)
-  assert.equal(expected, msg)
-end
-
--- f must raise an error positioned at this spec file (the caller's line).
-local function raises_here(f)
-  local ok, err = pcall(f)
-  assert.is_false(ok)
-  assert.matches("model_spec%.lua:%d+: ", tostring(err))
-end
+local W = require "spec.helpers.wire"
+local raises, raises_here = W.raises, W.raises_at("model_spec")
 
 local function declare(decl)
   local cls = lunamodb.Model(decl)
@@ -687,30 +675,11 @@ end)
 
 ---------------------------------------------------------------- on the wire
 
-local function ddb_error(code, message)
-  return { status = 400, body = json_encode({ __type = "com.amazonaws.dynamodb.v20120810#" .. code,
-                                              message = message or code }) }
-end
-local OK = { status = 200, body = "{}" }
-local function reply(t) return { status = 200, body = json_encode(t) } end
-
--- The requests the server received: { op = "PutItem", body = decoded JSON }.
-local function sent(srv)
-  local out = {}
-  for i, r in ipairs(srv:requests()) do
-    out[i] = { op = r.headers["x-amz-target"]:match("^DynamoDB_20120810%.(%a+)$"),
-               body = assert(json_decode(r.body)) }
-  end
-  return out
-end
+local ddb_error, OK, reply, sent, last = W.ddb_error, W.OK, W.reply, W.sent, W.last
 local function ops(srv)
   local out = {}
   for i, r in ipairs(sent(srv)) do out[i] = r.op end
   return out
-end
-local function last(srv)
-  local all = sent(srv)
-  return all[#all].body, all[#all].op
 end
 
 -- An expression with its placeholders replaced by names and JSON values, so
@@ -732,12 +701,7 @@ describe("models on the wire", function()
     return srv
   end
 
-  local function on(server, decl)
-    decl.host, decl.region = server.url, "us-east-1"
-    decl.access_key_id, decl.secret_access_key = "AKID", "SECRET"
-    decl.max_attempts = decl.max_attempts or 1
-    return lunamodb.Model(decl)
-  end
+  local on = W.on
 
   local function user_model(server, extra)
     local decl = { name = "User", table_name = "users", attributes = {

@@ -16,39 +16,9 @@ local json_decode, json_encode = core.json_decode, core.json_encode
 
 local UUID4 = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
--- f must raise, with a message containing `fragment` (plain text).
-local function raises_with(f, fragment)
-  local ok, err = pcall(f)
-  assert.is_false(ok, "expected an error containing: " .. fragment)
-  assert.matches(fragment, tostring(err), 1, true)
-  return tostring(err)
-end
-
--- Each case { label, f, fragment } must raise an error containing fragment,
--- positioned at this spec file (the caller's line); every case is tried and
--- all the wrong ones are reported together.
-local function all_raise_here(cases)
-  local wrong = {}
-  for _, c in ipairs(cases) do
-    local ok, err = pcall(c[2])
-    local msg = tostring(err)
-    if ok then
-      wrong[#wrong + 1] = c[1] .. ": did not raise"
-    elseif not msg:find(c[3], 1, true) then
-      wrong[#wrong + 1] = c[1] .. ": raised " .. msg
-    elseif not msg:match("^[^\n]*transaction_spec%.lua:%d+: ") then
-      wrong[#wrong + 1] = c[1] .. ": not raised at the caller's line: " .. msg
-    end
-  end
-  assert.equal("", table.concat(wrong, "\n"))
-end
-
-local function reply(t) return { status = 200, body = json_encode(t) } end
-local OK = reply{}
-local function ddb_error(status, code)
-  return { status = status, body = json_encode({ __type = "com.amazonaws.dynamodb.v20120810#" .. code,
-                                                 message = code }) }
-end
+local W = require "spec.helpers.wire"
+local raises_with, reply, OK, sent, last = W.raises_with, W.reply, W.OK, W.sent, W.last
+local all_raise_here, ddb_error = W.all_raise_at("transaction_spec"), W.ddb_error
 -- DynamoDB's TransactionCanceledException, with its reasons in request order
 local function cancelled(reasons)
   local codes = {}
@@ -61,34 +31,13 @@ local function cancelled(reasons)
   }) }
 end
 
--- The requests the server received: { op, body = decoded JSON, text }.
-local function sent(srv)
-  local out = {}
-  for i, r in ipairs(srv:requests()) do
-    out[i] = { op = r.headers["x-amz-target"]:match("^DynamoDB_20120810%.(%a+)$"),
-               body = assert(json_decode(r.body)), text = r.body }
-  end
-  return out
-end
-local function last(srv)
-  local all = sent(srv)
-  return all[#all].body, all[#all].op
-end
-
 local srv
 local function start(replies)
   srv = loopback.start{ routes = { ["POST /"] = replies } }
   return srv
 end
 
--- A model on the loopback server; extra: connection options to change.
-local function on(server, decl, extra)
-  decl.host, decl.region = server.url, "us-east-1"
-  decl.access_key_id, decl.secret_access_key = "AKID", "SECRET"
-  decl.max_attempts = 1
-  for k, v in pairs(extra or {}) do decl[k] = v end
-  return lunamodb.Model(decl)
-end
+local on = W.on
 
 -- Account: versioned; Transfer: not; Post: hash and range keys.
 local function models(server, extra)
@@ -273,8 +222,8 @@ describe("transact_write requests", function()
 
   it("the ClientRequestToken: a UUID made once per call, identical across the call's retries", function()
     local Account, Transfer = models(start{
-      ddb_error(500, "InternalServerError"), OK,
-      ddb_error(500, "InternalServerError"), OK,
+      ddb_error("InternalServerError", nil, 500), OK,
+      ddb_error("InternalServerError", nil, 500), OK,
     }, { max_attempts = 2 })
     local function tx_fn(tx)
       tx:save(Transfer.new{ id = "t", amount = 1 })
@@ -296,7 +245,7 @@ describe("transact_write requests", function()
   end)
 
   it("the caller's client_request_token is sent as is, on every attempt", function()
-    local _, Transfer = models(start{ ddb_error(500, "InternalServerError"), OK }, { max_attempts = 2 })
+    local _, Transfer = models(start{ ddb_error("InternalServerError", nil, 500), OK }, { max_attempts = 2 })
     assert.is_true(lunamodb.transact_write(function(tx)
       tx:save(Transfer.new{ id = "t1", amount = 1 })
     end, { client_request_token = "transfer-t1" }))
@@ -307,7 +256,7 @@ describe("transact_write requests", function()
   end)
 
   it("a failed call (500 until retries run out): nil, err, and no local version moves", function()
-    local Account = models(start{ ddb_error(500, "InternalServerError") }, { max_attempts = 2 })
+    local Account = models(start{ ddb_error("InternalServerError", nil, 500) }, { max_attempts = 2 })
     local a = Account.new{ id = "a", version = 2 }
     local b = Account.new{ id = "b", version = 5 }
     local ok, err = lunamodb.transact_write(function(tx)
@@ -605,7 +554,7 @@ describe("transact_get", function()
 
   it("a failure returns nil, err; a cancellation carries its reasons", function()
     local Account = models(start{
-      ddb_error(500, "InternalServerError"),
+      ddb_error("InternalServerError", nil, 500),
       cancelled{ { Code = "None" }, { Code = "TransactionConflict", Message = "conflict" } },
     })
     local out, err = lunamodb.transact_get(function(tx) return tx:get(Account, "a") end)
