@@ -341,6 +341,21 @@ local function item_data(item, what)
 end
 
 -- Strict option tables: a typo never silently changes behaviour.
+-- "User:save" and the like, made once per class and method (error messages name the call).
+local function call_name(data, method)
+  local names = data.call_names
+  if not names then
+    names = {}
+    data.call_names = names
+  end
+  local name = names[method]
+  if not name then
+    name = data.display .. ":" .. method
+    names[method] = name
+  end
+  return name
+end
+
 -- No options: one shared table (callers only read options).
 local NO_OPTIONS = setmetatable({}, { __newindex = function()
   error("lunamodb: internal: the shared empty options table is read-only", 2)
@@ -585,8 +600,12 @@ local function response_decoder(data, mode, field)
     cache = {}
     data.decoders = cache
   end
-  local key = mode .. ":" .. field
-  local dec = cache[key]
+  local by_field = cache[mode]
+  if not by_field then
+    by_field = {}
+    cache[mode] = by_field
+  end
+  local dec = by_field[field]
   if dec then return dec end
   if data.info.discriminator then
     dec = json_decode
@@ -601,7 +620,7 @@ local function response_decoder(data, mode, field)
       return json_decode(text)
     end
   end
-  cache[key] = dec
+  by_field[field] = dec
   return dec
 end
 
@@ -764,7 +783,7 @@ function ClassMethods.get(cls, hash, range, opts)
         .. "%s:get(hash, range, options))", data.display, data.display), 2)
     end
   end
-  opts = check_call_options(opts, GET_OPTIONS, data.display .. ":get")
+  opts = check_call_options(opts, GET_OPTIONS, call_name(data, "get"))
   local key = not opts.attributes and client_of(data).call_decoded
     and key_text_of_values(data, hash, range)
   local params, partial = nil, false
@@ -967,7 +986,7 @@ end
 -- writes them back. Returns the item, or nil, err.
 function ItemMethods.save(item, opts)
   local data = item_data(item, "save")
-  local what = data.display .. ":save"
+  local what = call_name(data, "save")
   opts = check_call_options(opts, SAVE_OPTIONS, what)
   local body = fast_put_body(data, item, opts, what)
   local out, err, new_version
@@ -989,7 +1008,7 @@ end
 -- condition = User.email:exists() to require it. Returns the item, or nil, err.
 function ItemMethods.update(item, actions, opts)
   local data, cls = item_data(item, "update")
-  local what = data.display .. ":update"
+  local what = call_name(data, "update")
   opts = check_call_options(opts, UPDATE_OPTIONS, what)
   local params = fast_update_body(data, item, actions, opts)
   if not params then
@@ -1007,7 +1026,7 @@ end
 -- is deleted only at the version held locally.
 function ItemMethods.delete(item, opts)
   local data = item_data(item, "delete")
-  local what = data.display .. ":delete"
+  local what = call_name(data, "delete")
   opts = check_call_options(opts, DELETE_OPTIONS, what)
   local out, err = client_of(data):call("DeleteItem",
     delete_request(item, opts, what, key_param(data, item)))
@@ -1021,7 +1040,7 @@ local REFRESH_OPTIONS = set_of("consistent_read")
 -- values, or nil, err ("DoesNotExist" when it is gone).
 function ItemMethods.refresh(item, opts)
   local data, cls = item_data(item, "refresh")
-  opts = check_call_options(opts, REFRESH_OPTIONS, data.display .. ":refresh")
+  opts = check_call_options(opts, REFRESH_OPTIONS, call_name(data, "refresh"))
   local out, err = call_items(data, "GetItem", {
     TableName = data.table_name, Key = key_param(data, item),
     ConsistentRead = opts.consistent_read and true or false,
@@ -1474,7 +1493,7 @@ end
 -- request), exclusive_start_key (or last_evaluated_key), attributes, rate_limit.
 function ClassMethods.query(cls, hash, opts)
   local data = class_data(cls, "query")
-  local where = data.display .. ":query"
+  local where = call_name(data, "query")
   local a, b = raise_misuse(3, where, function()
     return read(cls, nil, "Query", hash, check_call_options(opts, QUERY_OPTIONS, where), where)
   end)
@@ -1484,7 +1503,7 @@ end
 -- User:scan{...} -> results. opts as query's, plus segment/total_segments.
 function ClassMethods.scan(cls, opts)
   local data = class_data(cls, "scan")
-  local where = data.display .. ":scan"
+  local where = call_name(data, "scan")
   local a, b = raise_misuse(3, where, function()
     return read(cls, nil, "Scan", nil, check_call_options(opts, SCAN_OPTIONS, where), where)
   end)
@@ -1517,7 +1536,7 @@ end
 function ClassMethods.count(cls, hash, opts)
   local data = class_data(cls, "count")
   if type(hash) == "table" and opts == nil and getmetatable(hash) == nil then hash, opts = nil, hash end
-  local where = data.display .. ":count"
+  local where = call_name(data, "count")
   local a, b = raise_misuse(3, where, function()
     return count(cls, nil, hash, check_call_options(opts, COUNT_OPTIONS, where), where)
   end)
@@ -1589,7 +1608,7 @@ end
 -- item, segments scanned concurrently. Raises on failure.
 function ClassMethods.parallel_scan(cls, opts)
   local data = class_data(cls, "parallel_scan")
-  local where = data.display .. ":parallel_scan"
+  local where = call_name(data, "parallel_scan")
   local it = raise_misuse(3, where, function()
     return parallel_scan(cls, nil, check_call_options(opts, PARALLEL_OPTIONS, where), where)
   end)
