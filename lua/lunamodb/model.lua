@@ -600,12 +600,8 @@ local function response_decoder(data, mode, field)
     cache = {}
     data.decoders = cache
   end
-  local by_field = cache[mode]
-  if not by_field then
-    by_field = {}
-    cache[mode] = by_field
-  end
-  local dec = by_field[field]
+  local key = mode .. ":" .. field
+  local dec = cache[key]
   if dec then return dec end
   if data.info.discriminator then
     dec = json_decode
@@ -620,7 +616,7 @@ local function response_decoder(data, mode, field)
       return json_decode(text)
     end
   end
-  by_field[field] = dec
+  cache[key] = dec
   return dec
 end
 
