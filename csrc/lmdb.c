@@ -568,17 +568,6 @@ static int dec_number_fast(lua_State *L, const char *s, size_t n) {
   return 1;
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  int64_t era;
-  unsigned yoe, doy, doe;
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = (unsigned)(y - era * 400);
-  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int dec_digits(const char *s, int n, int *out) {
   int i, v = 0;
   for (i = 0; i < n; i++) {
@@ -591,8 +580,7 @@ static int dec_digits(const char *s, int n, int *out) {
 
 /* "YYYY-MM-DDTHH:MM:SS.ffffff+0000" -> epoch seconds, microseconds. */
 static int dec_datetime(const char *s, size_t n, int64_t *sec, int *usec) {
-  static const unsigned char mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  int y, mo, d, h, mi, se, dim;
+  int y, mo, d, h, mi, se;
   if (n != 31 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
       s[19] != '.' || memcmp(s + 26, "+0000", 5) != 0)
     return 0;
@@ -600,12 +588,9 @@ static int dec_datetime(const char *s, size_t n, int64_t *sec, int *usec) {
       !dec_digits(s + 11, 2, &h) || !dec_digits(s + 14, 2, &mi) ||
       !dec_digits(s + 17, 2, &se) || !dec_digits(s + 20, 6, usec))
     return 0;
-  if (y < 1 || mo < 1 || mo > 12 || h > 23 || mi > 59 || se > 59)
+  if (y < 1 || h > 23 || mi > 59 || se > 59 || d < 1 || d > lmdb_days_in_month(y, mo))
     return 0;
-  dim = mdays[mo - 1] + (mo == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)));
-  if (d < 1 || d > dim)
-    return 0;
-  *sec = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se;
+  *sec = lmdb_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
   return 1;
 }
 
@@ -1152,21 +1137,6 @@ static inline void enc_put(encoder *e, const char *s, size_t n) {
 }
 #define ENC_LIT(e, s) enc_put((e), (s), sizeof(s) - 1)
 
-static void civil_from_days(int64_t z, int *y, int *m, int *d) {
-  int64_t era, yy;
-  unsigned doe, yoe, doy, mp;
-  z += 719468;
-  era = (z >= 0 ? z : z - 146096) / 146097;
-  doe = (unsigned)(z - era * 146097);
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  yy = (int64_t)yoe + era * 400;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = (int)(yy + (*m <= 2));
-}
-
 /* Decimal text of v into buf (at least 21 bytes); returns its length.
 ** (snprintf's formatting machinery costs more than the rest of a number.) */
 static int fmt_int64(char *buf, int64_t v) {
@@ -1429,7 +1399,7 @@ static int enc_datetime(item_encoder *ie, int idx) {
   if (usec < 0 || usec > 999999) return 0;
   days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400);
   rem = sec - days * 86400;
-  civil_from_days(days, &y, &mo, &d);
+  lmdb_civil_from_days(days, &y, &mo, &d);
   if (y < 1 || y > 9999) return 0;
   /* {"S":"YYYY-MM-DDTHH:MM:SS.ffffff+0000"} */
   memcpy(tmp, "{\"S\":\"0000-00-00T00:00:00.000000+0000\"}", 39);

@@ -313,6 +313,14 @@ typedef struct lmdb_transact_action {
 int  lmdb_transact_build(lmdb_transact_kind kind, const lmdb_transact_action *a, size_t n,
                          lmdb_str token, lmdb_buf *out, char *err, size_t errlen);
 
+/* ---------------------------------------------------------- civil.c */
+
+/* Days in month m (1-12) of year y; 0 for another m. */
+int     lmdb_days_in_month(int64_t y, int m);
+/* Days from 1970-01-01 to y-m-d (m 1-12), and back. */
+int64_t lmdb_days_from_civil(int64_t y, int m, int d);
+void    lmdb_civil_from_days(int64_t days, int *y, int *m, int *d);
+
 /* ---------------------------------------------------------- retry.c */
 
 typedef enum {

@@ -350,29 +350,11 @@ static int match_time(cursor *c, int *h, int *m, int *s) {
          match_digits(c, 2, m) && match_lit(c, ":") && match_digits(c, 2, s);
 }
 
-static int is_leap(int64_t y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Howard Hinnant's days_from_civil: proleptic Gregorian, no timegm(). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  int64_t era, yoe, doy, doe;
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 static int valid_fields(int year, int mon, int day, int h, int mi, int s) {
-  static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-  int dim;
   if (mon < 0 || mon > 11 || day < 1)
     return 0;
-  dim = mdays[mon] + (mon == 1 && is_leap(year));
   /* 60 s is a leap second: valid in an HTTP date, counted as the next minute. */
-  return day <= dim && h <= 23 && mi <= 59 && s <= 60;
+  return day <= lmdb_days_in_month(year, mon + 1) && h <= 23 && mi <= 59 && s <= 60;
 }
 
 int lmdb_parse_http_date(lmdb_str str, int64_t *epoch_s) {
@@ -425,7 +407,7 @@ int lmdb_parse_http_date(lmdb_str str, int64_t *epoch_s) {
   }
   if (c.p != c.end || !valid_fields(year, mon, day, h, mi, s))
     return -1;
-  *epoch_s = days_from_civil(year, mon + 1, day) * 86400 +
+  *epoch_s = lmdb_days_from_civil(year, mon + 1, day) * 86400 +
              (int64_t)h * 3600 + (int64_t)mi * 60 + s;
   return 0;
 }

@@ -28,9 +28,9 @@ build = {
   modules = {
     ["lunamodb.core"] = {
       sources = {
-        "csrc/base64.c", "csrc/batch.c", "csrc/buf.c", "csrc/credentials.c", "csrc/digest.c",
-        "csrc/endpoint.c", "csrc/http.c", "csrc/json.c", "csrc/lmdb.c", "csrc/paginate.c",
-        "csrc/retry.c", "csrc/sigv4.c", "csrc/transact.c",
+        "csrc/base64.c", "csrc/batch.c", "csrc/buf.c", "csrc/civil.c", "csrc/credentials.c",
+        "csrc/digest.c", "csrc/endpoint.c", "csrc/http.c", "csrc/json.c", "csrc/lmdb.c",
+        "csrc/paginate.c", "csrc/retry.c", "csrc/sigv4.c", "csrc/transact.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "OPENSSL_API_COMPAT=30000" },
       libraries = { "curl", "crypto" },
