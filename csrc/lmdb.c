@@ -206,12 +206,27 @@ static core_state *get_state(lua_State *L) {
   return (core_state *)lua_touserdata(L, STATE_UPVALUE);
 }
 
+/* Decimal text of v into buf (at least 21 bytes); returns its length.
+** (snprintf's formatting machinery costs more than the rest of a number.) */
+static int fmt_int64(char *buf, int64_t v) {
+  char tmp[24];
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  int n = 0, len = 0;
+  do {
+    tmp[n++] = (char)('0' + (int)(u % 10));
+    u /= 10;
+  } while (u);
+  if (v < 0) buf[len++] = '-';
+  while (n) buf[len++] = tmp[--n];
+  return len;
+}
+
 static void encode_number(encoder *e, int idx) {
   char tmp[40];
   int n;
 #ifndef LMDB_NO_INTEGERS
   if (lua_isinteger(e->L, idx)) {
-    n = snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(e->L, idx));
+    n = fmt_int64(tmp, (int64_t)lua_tointeger(e->L, idx));
   } else
 #endif
   {
@@ -1136,21 +1151,6 @@ static inline void enc_put(encoder *e, const char *s, size_t n) {
   }
 }
 #define ENC_LIT(e, s) enc_put((e), (s), sizeof(s) - 1)
-
-/* Decimal text of v into buf (at least 21 bytes); returns its length.
-** (snprintf's formatting machinery costs more than the rest of a number.) */
-static int fmt_int64(char *buf, int64_t v) {
-  char tmp[24];
-  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  int n = 0, len = 0;
-  do {
-    tmp[n++] = (char)('0' + (int)(u % 10));
-    u /= 10;
-  } while (u);
-  if (v < 0) buf[len++] = '-';
-  while (n) buf[len++] = tmp[--n];
-  return len;
-}
 
 /* The text %.15g writes for v (values.encode_number's shortest round-trip text) when v is
 ** m / 10^k for an integer m below 10^15 and 1e-4 <= |v| < 1e15 (fixed notation), found
