@@ -297,11 +297,11 @@ function Decimal.__eq(a, b)
   return getmetatable(a) == Decimal and getmetatable(b) == Decimal and a[K_TEXT] == b[K_TEXT]
 end
 
--- The shortest "%.Ng" text (N = 15, 16, 17) of a finite float that reads back as the same
--- double: the core's, which its item encoder writes too (LuaJIT's own %g rounds ties
--- differently from C's, and DynamoDB would store two different decimals).
+-- The text of a finite number: integers (LuaJIT: integral doubles up to 2^53) in decimal,
+-- other floats as the shortest "%.Ng" (N = 15, 16, 17) that reads back as the same double.
+-- The core's, which its item encoder writes too (LuaJIT's own %g rounds ties differently
+-- from C's, and DynamoDB would store two different decimals).
 local number_text = core.number_text
-local shortest = number_text
 
 -- A decimal or a Lua number as parts, for comparisons (Lua 5.4 calls __lt and __le
 -- with a number on one side; LuaJIT refuses to compare a table with a number).
@@ -312,10 +312,7 @@ local function comparable_parts(x, what)
     if x ~= x then return nil end
     if x == huge then return 1, "inf" end
     if x == -huge then return -1, "inf" end
-    if math_type(x) == "integer" and (IS_INT64 or (x <= 2 ^ 53 and x >= -2 ^ 53)) then
-      return parse_number(format("%d", x))
-    end
-    return parse_number(shortest(x))
+    return parse_number(number_text(x))
   end
   error(format("lunamodb.decimal: cannot compare a %s with a %s", what, kind_of(x)), 3)
 end
@@ -345,24 +342,17 @@ end
 ------------------------------------------------------------------------------------------
 -- The N codec
 
-local TWO53 = 2 ^ 53
-
 -- The N text of a Lua number or decimal, or nil, why. See the top of the file for the
--- canonical form. Integers print with "%d"; floats with the shortest of %.15g/%.16g/%.17g
--- that reads back as the same double, brought to the canonical form.
+-- canonical form. Integers print in decimal; floats with the shortest of %.15g/%.16g/%.17g
+-- that reads back as the same double (number_text), brought to the canonical form.
 local function encode_number(v)
   local tv = type(v)
   if tv == "number" then
-    if IS_INT64 then
-      if math_type(v) == "integer" then return number_text(v) end
-    elseif v % 1 == 0 and v <= TWO53 and v >= -TWO53 then
-      return number_text(v)
-    end
     if v ~= v then return nil, "cannot encode NaN: DynamoDB numbers are finite" end
     if v == huge or v == -huge then
       return nil, "cannot encode " .. ((v > 0) and "inf" or "-inf") .. ": DynamoDB numbers are finite"
     end
-    local s = shortest(v)
+    local s = number_text(v)
     if not find(s, "e", 1, true) then
       -- %g's plain form has no trailing fractional zeros and one leading zero at most:
       -- already canonical, except for the sign of -0.0.
