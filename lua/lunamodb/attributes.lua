@@ -1243,16 +1243,20 @@ M.DECODE_HOOKS = {
 -- Marks a response table whose items core.decode_items decoded into values.
 M.NATIVE = setmetatable({}, { __tostring = function() return "lunamodb.attributes.NATIVE" end })
 
--- The decode spec of a schema (cached): its items keep names it does not declare.
-function M.decode_spec(T)
+-- info[field] of a schema, built by build(info) on first use: the codecs' specs and plans.
+local function cached(T, field, build)
   local info = M.info(T)
-  local spec = info.decode_spec
-  if not spec then
-    spec = decode_level(info.order, true)
-    info.decode_spec = spec
+  local v = info[field]
+  if v == nil then
+    v = build(info)
+    info[field] = v
   end
-  return spec
+  return v
 end
+
+-- The decode spec of a schema (cached): its items keep names it does not declare.
+local function build_decode_spec(info) return decode_level(info.order, true) end
+function M.decode_spec(T) return cached(T, "decode_spec", build_decode_spec) end
 
 ------------------------------------------------ the core's fast item encoder
 
@@ -1309,29 +1313,18 @@ local function key_positions(info)
 end
 
 -- The encode plan of a schema (cached): the whole item.
-function M.encode_plan(T)
-  local info = M.info(T)
-  local plan = info.encode_plan
-  if not plan then
-    plan = encode_plan(encode_level(info.order, true, key_positions(info)), ENCODE_HOOKS)
-    info.encode_plan = plan
-  end
-  return plan
+local function build_encode_plan(info)
+  return encode_plan(encode_level(info.order, true, key_positions(info)), ENCODE_HOOKS)
 end
+function M.encode_plan(T) return cached(T, "encode_plan", build_encode_plan) end
 
 -- The encode plan of a schema's key attributes (cached): values may hold other names.
-function M.key_plan(T)
-  local info = M.info(T)
-  local plan = info.key_plan
-  if not plan then
-    local list = { info.hash_key, info.range_key }
-    local spec = encode_level(list, true, key_positions(info))
-    spec.subset = true
-    plan = encode_plan(spec, ENCODE_HOOKS)
-    info.key_plan = plan
-  end
-  return plan
+local function build_key_plan(info)
+  local spec = encode_level({ info.hash_key, info.range_key }, true, key_positions(info))
+  spec.subset = true
+  return encode_plan(spec, ENCODE_HOOKS)
 end
+function M.key_plan(T) return cached(T, "key_plan", build_key_plan) end
 
 -- The JSON of the item's Key map ({"hash":{..},"range":{..}}, in that order), or nil when
 -- the core does not take it (serialize_key then raises what is wrong).
