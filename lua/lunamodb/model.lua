@@ -41,13 +41,15 @@ local classes = setmetatable({}, { __mode = "k" })
 -- Per-item bookkeeping: partial (projected) reads, stored names the model
 -- does not declare.
 local item_state = setmetatable({}, { __mode = "k" })
--- The states of most items, shared (never written): whole, or read through a projection.
-local function frozen(t)
+-- Tables shared by many callers, which only read them.
+local function frozen(t, what)
   return setmetatable(t, { __newindex = function()
-    error("lunamodb: internal: a shared item state is read-only", 2)
+    error("lunamodb: internal: " .. what .. " is read-only", 2)
   end })
 end
-local WHOLE, PARTIAL = frozen({}), frozen({ partial = true })
+-- The states of most items, shared: whole, or read through a projection.
+local WHOLE = frozen({}, "a shared item state")
+local PARTIAL = frozen({ partial = true }, "a shared item state")
 local function state_of(partial, extra)
   if extra then return { partial = partial, extra = extra } end
   return partial and PARTIAL or WHOLE
@@ -340,7 +342,6 @@ local function item_data(item, what)
   return data, cls
 end
 
--- Strict option tables: a typo never silently changes behaviour.
 -- "User:save" and the like, made once per class and method (error messages name the call).
 local function call_name(data, method)
   local names = data.call_names
@@ -357,10 +358,9 @@ local function call_name(data, method)
 end
 
 -- No options: one shared table (callers only read options).
-local NO_OPTIONS = setmetatable({}, { __newindex = function()
-  error("lunamodb: internal: the shared empty options table is read-only", 2)
-end })
+local NO_OPTIONS = frozen({}, "the shared empty options table")
 
+-- Strict option tables: a typo never silently changes behaviour.
 local function check_call_options(opts, allowed, what)
   if opts == nil then return NO_OPTIONS end
   if type(opts) ~= "table" then
@@ -709,7 +709,6 @@ local function key_param(data, item)
   return key_of(data, item)
 end
 
--- The Key for hash (and range) values, the same way.
 -- '{"TableName":"<name>",' once per class: the start of the bodies the core writes.
 local function body_head(data)
   local head = data.body_head
@@ -720,6 +719,8 @@ local function body_head(data)
   return head
 end
 
+-- The Key for hash (and range) values, the same way: its JSON text (nil when the core does
+-- not take the values), or the Key param.
 local function key_text_of_values(data, hash, range)
   local info = data.info
   if hash ~= nil and (range ~= nil) == (info.range_key ~= nil) then
@@ -837,9 +838,15 @@ end
 -- The item as written: its JSON text from the core's encoder, or (when the core does not
 -- take it, or stored names the model does not declare are kept alongside) the wire table
 -- serialize_item builds, which raises what is wrong.
-local function item_wire(data, item, state, keep)
+-- The stored names the model does not declare that a whole write carries back: keep (the
+-- call's keep_unknown) or else the model's option decides. nil when none.
+local function kept_extra(data, state, keep)
   if keep == nil then keep = data.keep_unknown end
-  local extra = keep and state.extra
+  return keep and state.extra or nil
+end
+
+local function item_wire(data, item, state, keep)
+  local extra = kept_extra(data, state, keep)
   local text = not extra and encode_item_json(data.schema, item)
   if text then return text end
   local wire = A.serialize_item(data.schema, item)
@@ -865,7 +872,7 @@ end
 -- the item (it keeps no stored names aside), and its state.
 local function put_whole(data, item, what, level)
   local state = whole_state(item, what, level)
-  return not (state.extra and data.keep_unknown), state
+  return not kept_extra(data, state, nil), state
 end
 
 -- The item's JSON text when the core's encoder does not take it (what is wrong raises).
@@ -940,11 +947,14 @@ end
 -- actions (update_request then builds the params, and raises what is wrong).
 local UPDATE_SPEC, update_body = path.UPDATE_SPEC, core.update_body
 
+-- Whether a write can go as a body the core writes: no condition or version to add, and a
+-- client that takes body text (one given as the `client` option may only have `call`).
+local function plain_write(data, opts)
+  return opts.condition == nil and not data.info.version and client_of(data).call_decoded ~= nil
+end
+
 local function fast_update_body(data, item, actions, opts)
-  if opts.condition ~= nil or data.info.version or type(actions) ~= "table"
-      or not client_of(data).call_decoded then
-    return nil
-  end
+  if not plain_write(data, opts) or type(actions) ~= "table" then return nil end
   local key = encode_key_json(data.schema, item)
   if not key then return nil end
   return update_body(UPDATE_SPEC, actions, body_head(data) .. '"Key":' .. key .. ",",
@@ -954,13 +964,8 @@ end
 -- The PutItem body the core writes straight from the item, when no condition or version is
 -- involved and no stored names are kept aside; nil otherwise (save_request then builds it).
 local function fast_put_body(data, item, opts, what)
-  if opts.condition ~= nil or data.info.version or not client_of(data).call_decoded then
-    return nil
-  end
-  local keep = opts.keep_unknown
-  if keep == nil then keep = data.keep_unknown end
-  local state = whole_state(item, what, 3)
-  if keep and state.extra then return nil end
+  if not plain_write(data, opts) then return nil end
+  if kept_extra(data, whole_state(item, what, 3), opts.keep_unknown) then return nil end
   if not data.put_head then data.put_head = body_head(data) .. '"Item":' end
   return (core.encode_item(item, A.encode_plan(data.schema), false, data.put_head, "}"))
 end
@@ -1692,7 +1697,8 @@ end
 M._internal = {
   classes = classes, item_data = item_data, class_data = class_data, client_of = client_of,
   key_of = key_of, load_item = load_item, save_request = save_request,
-  load_values = load_values, response_decoder = response_decoder, put_whole = put_whole, put_item_text = put_item_text,
+  load_values = load_values, response_decoder = response_decoder, put_whole = put_whole,
+  put_item_text = put_item_text,
   update_request = update_request, delete_request = delete_request,
   check_call_options = check_call_options, set_of = set_of, with_keys = with_keys,
   check_condition = check_condition, raise_misuse = raise_misuse, key_id = key_id,
