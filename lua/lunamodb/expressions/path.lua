@@ -319,12 +319,17 @@ end
 
 -- The AttributeValue of v for the path p (through its attribute, or typed
 -- dynamically when p has none); nil when the attribute calls v absent.
-local function serialize(p, v, where)
-  if v == nil then fail("%s: %s", where, NIL_HINT) end
-  check_not_node(v, where)
+-- The AttributeValue of a value already known to be neither nil nor a node.
+local function value_av(p, v)
   local attr = p[ATTR]
   if attr then return attr:serialize(v, p[TEXT]) end
   return dynamic(v, p[TEXT])
+end
+
+local function serialize(p, v, where)
+  if v == nil then fail("%s: %s", where, NIL_HINT) end
+  check_not_node(v, where)
+  return value_av(p, v)
 end
 
 local function serialize_present(p, v, where)
@@ -558,9 +563,7 @@ function Path:set(v)
   if mt == Size then fail("%s: size() is for conditions, not updates", where(self, "set", "...")) end
   if mt == PathMT or OPERANDS[mt] then return new_action("SET", self, v) end
   if NODES[mt] then check_not_node(v, where(self, "set", "...")) end
-  local attr = self[ATTR]
-  local av
-  if attr then av = attr:serialize(v, self[TEXT]) else av = dynamic(v, self[TEXT]) end
+  local av = value_av(self, v)
   if av == nil then return new_action("REMOVE", self) end   -- an empty set: PynamoDB 6
   return new_action("SET", self, value_operand(av))
 end
@@ -684,47 +687,38 @@ local function show(x)
   return describe(x)
 end
 
--- "a + b" for error messages, formatted only when one is raised (see Where).
+-- "a + b" for error messages, formatted only when one is raised (see Where), and made only
+-- then too: arithmetic is on updates' path.
 local ArithWhere = {}
 ArithWhere.__tostring = function(self)
   return format("%s %s %s", show(self[1]), self[2], show(self[3]))
 end
+local function arith_where(a, sym, b) return setmetatable({ a, sym, b }, ArithWhere) end
 
-local function arith_side_checked(x, ref, w)
+-- One side of an arithmetic value: a numeric path, or a number serialized like ref.
+local function arith_side(x, ref, a, sym, b)
   local xp = numeric_path(x)
   if xp then
     local t = path_kind(xp)
     if t and t ~= "N" then
-      fail("%s: arithmetic works on numbers; %s is a %s", w, xp[TEXT], kind_of(xp[ATTR]))
+      fail("%s: arithmetic works on numbers; %s is a %s", arith_where(a, sym, b), xp[TEXT],
+        kind_of(xp[ATTR]))
     end
     return x
   end
-  if x == nil then fail("%s: %s", w, NIL_HINT) end
+  if x == nil then fail("%s: %s", arith_where(a, sym, b), NIL_HINT) end
   local mt = getmetatable(x)
   if mt == Arith then
-    fail("%s: DynamoDB allows one + or - in a SET value", w)
+    fail("%s: DynamoDB allows one + or - in a SET value", arith_where(a, sym, b))
   end
   if NODES[mt] then
-    fail("%s: %s cannot be used in arithmetic", w, a_describe(x))
+    fail("%s: %s cannot be used in arithmetic", arith_where(a, sym, b), a_describe(x))
   end
-  local av = serialize(ref, x, w)
-  if av == nil or letter(av) ~= "N" then fail("%s: arithmetic takes numbers", w) end
+  local av = value_av(ref, x)
+  if av == nil or letter(av) ~= "N" then
+    fail("%s: arithmetic takes numbers", arith_where(a, sym, b))
+  end
   return value_operand(av)
-end
-
--- One side of an arithmetic value: a numeric path, or a number serialized like ref. w: the
--- error context, or the operands to make it from when an error is raised.
-local function arith_side(x, ref, a, sym, b)
-  -- the common cases, checked as arith_side_checked would, without making the context: a
-  -- path typed N (or untyped), and a number beside a path typed N
-  if getmetatable(x) == PathMT then
-    local t = path_kind(x)
-    if t == nil or t == "N" then return x end
-  elseif type(x) == "number" and ref then
-    local attr = ref[ATTR]
-    if attr and attr.type == "N" then return value_operand(attr:serialize(x, ref[TEXT])) end
-  end
-  return arith_side_checked(x, ref, setmetatable({ a, sym, b }, ArithWhere))
 end
 
 local function arith(sym, a, b)

@@ -101,7 +101,6 @@ end
 
 local function path_text(s, p)
   local segs = segments(p)
-  if #segs == 1 and type(segs[1]) == "string" then return name_ph(s, segs[1]) end
   local out = {}
   for i = 1, #segs do
     local seg = segs[i]
@@ -202,33 +201,29 @@ end
 -- keeping the given order.
 function Serializer:update(actions)
   if is_action(actions) then actions = { actions } end
-  if type(actions) ~= "table" or (getmetatable(actions) ~= nil and describe(actions) ~= "table") then
+  if describe(actions) ~= "table" then
     fail("update: expected a table of update actions (got %s)", describe(actions))
   end
   local n = sequence_length(actions, "update")
   if n == 0 then fail("update: no update actions") end
-  local first, single = nil, true
   for i = 1, n do
     local a = actions[i]
     if not is_action(a) then
       fail("update: action %d is %s, not an update action (p:set(v), p:remove(), ...)", i,
         a_describe(a))
     end
-    first = first or a.clause
-    if a.clause ~= first then single = false end
   end
   local clauses = {}
-  if single then                      -- one clause (the common case): no grouping
-    for i = 1, n do clauses[i] = action_text(self, actions[i]) end
-    return check_size(first .. " " .. concat(clauses, ", "), "update")
-  end
   for _, clause in ipairs(CLAUSES) do
-    local parts = {}
+    local parts
     for i = 1, n do
       local a = actions[i]
-      if a.clause == clause then parts[#parts + 1] = action_text(self, a) end
+      if a.clause == clause then
+        parts = parts or {}
+        parts[#parts + 1] = action_text(self, a)
+      end
     end
-    if #parts > 0 then clauses[#clauses + 1] = clause .. " " .. concat(parts, ", ") end
+    if parts then clauses[#clauses + 1] = clause .. " " .. concat(parts, ", ") end
   end
   return check_size(concat(clauses, " "), "update")
 end
