@@ -2120,6 +2120,7 @@ static int core_batch_write_bodies(lua_State *L) {
 **     core.encode_item does; nil when the fast path does not take the values (nothing
 **     queued: the caller encodes it the slow way and uses b:add).
 **   b:add(table_name, request_json): a request encoded elsewhere.
+**   b:add_put(table_name, item_json): the PutRequest of an item encoded elsewhere.
 **   b:drop_last(): forgets the last request (a duplicate found after put).
 **   b:bodies() -> { body_json, ... }: as core.batch_write_bodies packs them.
 **   #b: the number of requests.
@@ -2204,16 +2205,19 @@ static void builder_record(lua_State *L, batch_builder *b, size_t off, int table
   b->n++;
 }
 
+/* A put request's text around its item's JSON. */
+static const lmdb_str put_prefix = { "{\"PutRequest\":{\"Item\":", 22 };
+static const lmdb_str put_suffix = { "}}", 2 };
+
 static int builder_put(lua_State *L) {
-  static const lmdb_str prefix = { "{\"PutRequest\":{\"Item\":", 22 };
-  static const lmdb_str suffix = { "}}", 2 };
   batch_builder *b = check_builder(L);
   size_t off = b->data.len, key_off = 0, key_len = 0;
   int table;
   luaL_checktype(L, 2, LUA_TTABLE);
   table = builder_table(L, b, 4);
   lua_settop(L, 4);
-  if (!encode_values(L, get_state(L), &b->data, 2, 3, prefix, suffix, &key_off, &key_len) ||
+  if (!encode_values(L, get_state(L), &b->data, 2, 3, put_prefix, put_suffix, &key_off,
+                     &key_len) ||
       key_len == 0) {
     b->data.len = off;
     if (b->data.data) b->data.data[off] = '\0';
@@ -2225,16 +2229,28 @@ static int builder_put(lua_State *L) {
   return 1;
 }
 
-static int builder_add(lua_State *L) {
+/* Queues a request text (between prefix and suffix). */
+static int builder_queue(lua_State *L, lmdb_str prefix, lmdb_str suffix) {
   batch_builder *b = check_builder(L);
   size_t off = b->data.len, len;
   int table = builder_table(L, b, 2);
-  const char *request = luaL_checklstring(L, 3, &len);
+  const char *text = luaL_checklstring(L, 3, &len);
   if (len == 0) return luaL_argerror(L, 3, "an empty request");
-  if (lmdb_buf_append(&b->data, request, len) != 0)
+  if (lmdb_buf_append(&b->data, prefix.ptr, prefix.len) != 0 ||
+      lmdb_buf_append(&b->data, text, len) != 0 ||
+      lmdb_buf_append(&b->data, suffix.ptr, suffix.len) != 0)
     return luaL_error(L, "lunamodb: batch_builder: not enough memory");
   builder_record(L, b, off, table);
   return 0;
+}
+
+static int builder_add(lua_State *L) {
+  static const lmdb_str none = { "", 0 };
+  return builder_queue(L, none, none);
+}
+
+static int builder_add_put(lua_State *L) {
+  return builder_queue(L, put_prefix, put_suffix);
 }
 
 static int builder_drop_last(lua_State *L) {
@@ -2272,6 +2288,7 @@ static int builder_bodies(lua_State *L) {
 static const luaL_Reg builder_methods[] = {
   {"put", builder_put},
   {"add", builder_add},
+  {"add_put", builder_add_put},
   {"drop_last", builder_drop_last},
   {"bodies", builder_bodies},
   {NULL, NULL}

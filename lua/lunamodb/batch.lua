@@ -145,7 +145,6 @@ local function target_of(self, data, what)
   return target
 end
 
-local PUT_PREFIX, PUT_SUFFIX = '{"PutRequest":{"Item":', "}}"
 local classes, class_of = I.classes, model.class_of
 local put_whole, put_item_text = I.put_whole, I.put_item_text
 local encode_key_json = A.encode_key_json
@@ -160,7 +159,7 @@ local function add(self, item, op, what)
   end
   local target = self.targets[data] or target_of(self, data, what)
   local builder = target.builder
-  local request, key_json
+  local item_text, key_json
   if op == "save" then
     if target.versioned then
       error(format("lunamodb: %s: %s has a Version attribute, which a batch cannot check; use "
@@ -169,7 +168,7 @@ local function add(self, item, op, what)
     -- the stored version stays the item's own: a batch neither checks nor moves it
     local fast, state = put_whole(data, item, what, 4)
     if fast then key_json = builder:put(item, target.plan, target.table_name) end
-    if not key_json then request = PUT_PREFIX .. put_item_text(data, item, state, 4) .. PUT_SUFFIX end
+    if not key_json then item_text = put_item_text(data, item, state, 4) end
   end
   local queued = key_json ~= nil
   -- serialize_key (in key_of) raises what is wrong when the core does not take the key
@@ -181,8 +180,10 @@ local function add(self, item, op, what)
     error(format("lunamodb: %s: the item with this key is already in the batch (DynamoDB refuses "
       .. "two writes of one item in a batch)", what), 3)
   end
-  if not queued then
-    builder:add(target.table_name, request or '{"DeleteRequest":{"Key":' .. key_json .. "}}")
+  if item_text then
+    builder:add_put(target.table_name, item_text)
+  elseif not queued then
+    builder:add(target.table_name, '{"DeleteRequest":{"Key":' .. key_json .. "}}")
   end
   local n = self.count + 1
   self.count = n

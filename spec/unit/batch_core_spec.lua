@@ -576,5 +576,14 @@ describe("core.batch_builder", function()
     assert.has_error(function() b:put({ pk = "p", sk = 2 }, {}, "main") end,
       "bad argument #2 to 'put' (an encode plan (core.encode_plan) expected)")
     assert.has_error(function() b:add("main", "") end, "bad argument #2 to 'add' (an empty request)")
+    -- what the caller encodes goes in with the same PutRequest wrapper
+    local item = A.encode_item_json(T, { pk = "q", sk = 2 })
+    b:add_put("main", item)
+    assert.equal(2, #b)
+    assert.same({ '{"RequestItems":{"main":[{"PutRequest":{"Item":'
+      .. A.encode_item_json(T, { pk = "p", sk = 1 }) .. '}},{"PutRequest":{"Item":' .. item
+      .. '}}]}}' }, b:bodies())
+    assert.has_error(function() b:add_put("main", "") end,
+      "bad argument #2 to 'add_put' (an empty request)")
   end)
 end)

@@ -167,6 +167,19 @@ describe("batch_write requests", function()
     } } } }, bodies(srv))
   end)
 
+  it("a put of an item holding stored names the model keeps writes them back", function()
+    local User = user_model(start{ OK }, { keep_unknown = true })
+    local kept = User:from_dynamodb('{"id":{"S":"k"},"n":{"N":"1"},"legacy":{"S":"old"}}')
+    assert.is_true(User:batch_write(function(b)
+      b:save(kept)
+      b:save(User.new{ id = "plain", n = 2 })
+    end))
+    assert.same({ { RequestItems = { users = {
+      { PutRequest = { Item = { id = { S = "k" }, n = { N = "1" }, legacy = { S = "old" } } } },
+      { PutRequest = { Item = { id = { S = "plain" }, n = { N = "2" } } } },
+    } } } }, bodies(srv))
+  end)
+
   it("nothing queued: true, and no request", function()
     local User = user_model(start{ OK })
     assert.is_true(User:batch_write(function() end))
