@@ -285,7 +285,7 @@ function M.get(cls, keys, opts)
         end
         hash, range = k[1], k[2]
       end
-      local ok, key = pcall(require("lunamodb.attributes").serialize_key, data.schema, hash, range)
+      local ok, key = pcall(A.serialize_key, data.schema, hash, range)
       if not ok then error(format("%s (key %d)", tostring(key), i), 0) end
       local id = key_id(root.table_name, key)
       if not seen[id] then
