@@ -65,15 +65,26 @@ void lmdb_sha256_hex(const void *data, size_t len, char out[65]) {
   lmdb_hex(md, sizeof md, out);
 }
 
+/* H((K ^ x) || msg): one of HMAC's two digests (pad: scratch for the padded key). */
+static int padded_digest(EVP_MD_CTX *ctx, const unsigned char k[64], unsigned char x,
+                         unsigned char pad[64], const void *msg, size_t mlen,
+                         unsigned char out[32]) {
+  unsigned int outlen = 0;
+  int i;
+  for (i = 0; i < 64; i++)
+    pad[i] = (unsigned char)(k[i] ^ x);
+  return EVP_DigestInit_ex(ctx, sha256(), NULL) && EVP_DigestUpdate(ctx, pad, 64) &&
+         EVP_DigestUpdate(ctx, msg, mlen) && EVP_DigestFinal_ex(ctx, out, &outlen) &&
+         outlen == 32;
+}
+
 /* HMAC-SHA256 (RFC 2104): H((K ^ opad) || H((K ^ ipad) || msg)), with K the
 ** key padded to the 64-byte block (hashed first when longer). */
 int lmdb_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
                      unsigned char out[32]) {
   unsigned char k[64], pad[64], inner[32];
-  unsigned int outlen = 0;
   EVP_MD_CTX *ctx;
-  const EVP_MD *md = sha256();
-  int i, ok;
+  int ok;
   if (key == NULL)
     key = "";
   if (msg == NULL)
@@ -84,17 +95,8 @@ int lmdb_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
   else
     memcpy(k, key, klen);
   ctx = EVP_MD_CTX_new();
-  ok = ctx != NULL;
-  for (i = 0; i < 64; i++)
-    pad[i] = (unsigned char)(k[i] ^ 0x36);
-  ok = ok && EVP_DigestInit_ex(ctx, md, NULL) && EVP_DigestUpdate(ctx, pad, sizeof pad) &&
-       EVP_DigestUpdate(ctx, msg, mlen) && EVP_DigestFinal_ex(ctx, inner, &outlen) &&
-       outlen == 32;
-  for (i = 0; i < 64; i++)
-    pad[i] = (unsigned char)(k[i] ^ 0x5c);
-  ok = ok && EVP_DigestInit_ex(ctx, md, NULL) && EVP_DigestUpdate(ctx, pad, sizeof pad) &&
-       EVP_DigestUpdate(ctx, inner, sizeof inner) && EVP_DigestFinal_ex(ctx, out, &outlen) &&
-       outlen == 32;
+  ok = ctx != NULL && padded_digest(ctx, k, 0x36, pad, msg, mlen, inner) &&
+       padded_digest(ctx, k, 0x5c, pad, inner, sizeof inner, out);
   EVP_MD_CTX_free(ctx);
   /* key material: never left on the stack */
   OPENSSL_cleanse(k, sizeof k);
