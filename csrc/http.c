@@ -789,8 +789,7 @@ static int check_url(const char *url) {
   do { if (curl_easy_setopt(e, opt, val) != CURLE_OK) goto setopt_failed; } while (0)
 
 static int configure(CURL *e, lmdb_http_request *r, const char *method, const char *url,
-                     size_t body_len, const lmdb_http_opts *o, int is_get, int is_head,
-                     int posts_body);
+                     const lmdb_http_opts *o, int is_get, int is_head, int posts_body);
 
 lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char *url,
                                     const char *const *headers, size_t nheaders,
@@ -855,21 +854,9 @@ lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char
     set_err(err, errlen, "curl_easy_init failed");
     goto fail;
   }
-  /* What varies per request is always set; the rest only when the handle's
-  ** last configuration differs (resetting and setting ~25 options costs
-  ** more than the rest of a request's client-side work in libcurl). */
-  SETOPT(CURLOPT_PRIVATE, (void *)r);
-  SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
-  SETOPT(CURLOPT_HTTPHEADER, r->nnodes ? r->nodes : NULL);
-  SETOPT(CURLOPT_WRITEDATA, (void *)r);
-  SETOPT(CURLOPT_HEADERDATA, (void *)r);
-  if (posts_body && !is_head) {
-    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    SETOPT(CURLOPT_POSTFIELDS, r->req_body.data);
-  }
-  /* The read timeout is ours (see expire_reads): libcurl's LOW_SPEED
-  ** check averages over a window of seconds and fires seconds late. */
-  r->read_deadline_ms = o->read_timeout_ms > 0 ? monotonic_ms() + o->read_timeout_ms : 0;
+  /* The options shared by requests of one configuration are set only when the handle's last
+  ** configuration differs (resetting and setting ~25 options costs more than the rest of a
+  ** request's client-side work in libcurl); what varies per request is set after. */
   {
     char key[1024];
     int kn = snprintf(key, sizeof key, "%s\n%s\n%s\n%ld\n%ld\n%d%d%d%d\n%zu", method, url,
@@ -881,7 +868,7 @@ lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char
       free(r->easy_cfg);
       r->easy_cfg = NULL;
       curl_easy_reset(e);
-      if (configure(e, r, method, url, body_len, o, is_get, is_head, posts_body) != 0) {
+      if (configure(e, r, method, url, o, is_get, is_head, posts_body) != 0) {
         set_err(err, errlen, "curl_easy_setopt failed (out of memory?)");
         goto fail;
       }
@@ -889,6 +876,20 @@ lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char
         r->easy_cfg = strdup(key);   /* NULL on OOM: just set up again next time */
     }
   }
+  SETOPT(CURLOPT_PRIVATE, (void *)r);
+  SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
+  SETOPT(CURLOPT_HTTPHEADER, r->nnodes ? r->nodes : NULL);
+  SETOPT(CURLOPT_WRITEDATA, (void *)r);
+  SETOPT(CURLOPT_HEADERDATA, (void *)r);
+  if (posts_body && !is_head) {
+    /* POSTFIELDS, not the READFUNCTION upload path, for every method: the body is in
+    ** memory and its size known, and libcurl can rewind it itself if it re-sends. */
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    SETOPT(CURLOPT_POSTFIELDS, r->req_body.data);
+  }
+  /* The read timeout is ours (see expire_reads): libcurl's LOW_SPEED
+  ** check averages over a window of seconds and fires seconds late. */
+  r->read_deadline_ms = o->read_timeout_ms > 0 ? monotonic_ms() + o->read_timeout_ms : 0;
   if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
     set_err(err, errlen, "curl_multi_add_handle failed");
     goto fail;
@@ -910,14 +911,11 @@ fail:
   return NULL;
 }
 
-/* Every option of a request's handle (after curl_easy_reset), including
-** the per-request ones submit sets. 0, or -1 when libcurl refused one. */
+/* The options a request's handle shares with every request of its configuration (after
+** curl_easy_reset; submit sets the per-request ones). 0, or -1 when libcurl refused one. */
 static int configure(CURL *e, lmdb_http_request *r, const char *method, const char *url,
-                     size_t body_len, const lmdb_http_opts *o, int is_get, int is_head,
-                     int posts_body) {
+                     const lmdb_http_opts *o, int is_get, int is_head, int posts_body) {
   SETOPT(CURLOPT_URL, url);
-  SETOPT(CURLOPT_PRIVATE, (void *)r);
-  SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
   SETOPT(CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500   /* 7.85: the bitmask form is deprecated */
   SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -931,11 +929,8 @@ static int configure(CURL *e, lmdb_http_request *r, const char *method, const ch
   SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
   SETOPT(CURLOPT_HTTP_CONTENT_DECODING, 0L);   /* x-amz-crc32 covers wire bytes */
   SETOPT(CURLOPT_HEADEROPT, (long)CURLHEADER_SEPARATE);   /* proxies never see our headers */
-  SETOPT(CURLOPT_HTTPHEADER, r->nnodes ? r->nodes : NULL);
   SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-  SETOPT(CURLOPT_WRITEDATA, (void *)r);
   SETOPT(CURLOPT_HEADERFUNCTION, on_header);
-  SETOPT(CURLOPT_HEADERDATA, (void *)r);
   SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);   /* early stop on Content-Length */
   if (o->ca_bundle)
     SETOPT(CURLOPT_CAINFO, o->ca_bundle);
@@ -950,11 +945,7 @@ static int configure(CURL *e, lmdb_http_request *r, const char *method, const ch
   if (is_head)
     SETOPT(CURLOPT_NOBODY, 1L);
   else if (posts_body) {
-    /* POSTFIELDS, not the READFUNCTION upload path, for every method:
-    ** the body is in memory and its size known, and libcurl can rewind it
-    ** itself if it re-sends. CUSTOMREQUEST renames the POST. */
-    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    SETOPT(CURLOPT_POSTFIELDS, r->req_body.data);
+    /* the body is set per request (POSTFIELDS makes it a POST); CUSTOMREQUEST renames it */
     if (strcmp(method, "POST") != 0)
       SETOPT(CURLOPT_CUSTOMREQUEST, method);
   }
