@@ -9,6 +9,7 @@
 ** found with the JSON pull lexer and copied byte for byte.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lmdb_private.h"
@@ -474,4 +475,102 @@ int lmdb_batch_unprocessed(lmdb_batch_kind kind, lmdb_str response, lmdb_json_le
   lmdb_buf_putc(out, '}');
   *count = n;
   return 0;
+}
+
+/* ------------------------------------------------------------- keyset */
+
+static uint32_t key_hash(int tag, const char *key, size_t len) {
+  uint32_t h = 2166136261u ^ (uint32_t)tag;          /* FNV-1a */
+  size_t i;
+  for (i = 0; i < len; i++) {
+    h ^= (unsigned char)key[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+void lmdb_keyset_init(lmdb_keyset *ks) {
+  memset(ks, 0, sizeof *ks);
+  lmdb_buf_init(&ks->text);
+}
+
+void lmdb_keyset_free(lmdb_keyset *ks) {
+  lmdb_buf_free(&ks->text);
+  free(ks->ent);
+  free(ks->slots);
+  lmdb_keyset_init(ks);
+}
+
+/* The slot holding (tag, key), or the empty slot where it would go. */
+static size_t keyset_slot(const lmdb_keyset *ks, uint32_t hash, int tag, const char *key,
+                          size_t len) {
+  size_t i = hash & ks->mask;
+  for (;;) {
+    uint32_t s = ks->slots[i];
+    const lmdb_keyset_entry *e;
+    if (s == 0)
+      return i;
+    e = &ks->ent[s - 1];
+    if (e->hash == hash && e->tag == tag && e->len == len &&
+        memcmp(ks->text.data + e->off, key, len) == 0)
+      return i;
+    i = (i + 1) & ks->mask;
+  }
+}
+
+/* Doubles the slots (at most half of them used), placing every entry again. */
+static int keyset_grow(lmdb_keyset *ks) {
+  size_t size = ks->slots ? (ks->mask + 1) * 2 : 64, i;
+  uint32_t *slots;
+  if (size > (size_t)UINT32_MAX || size > (size_t)-1 / sizeof *slots)
+    return -1;
+  slots = (uint32_t *)calloc(size, sizeof *slots);
+  if (slots == NULL)
+    return -1;
+  free(ks->slots);
+  ks->slots = slots;
+  ks->mask = size - 1;
+  for (i = 0; i < ks->n; i++) {
+    size_t j = ks->ent[i].hash & ks->mask;
+    while (slots[j] != 0)
+      j = (j + 1) & ks->mask;
+    slots[j] = (uint32_t)(i + 1);
+  }
+  return 0;
+}
+
+long lmdb_keyset_add(lmdb_keyset *ks, int tag, const char *key, size_t len) {
+  uint32_t hash = key_hash(tag, key, len);
+  lmdb_keyset_entry *e;
+  size_t slot;
+  if ((ks->n + 1) * 2 > (ks->slots ? ks->mask + 1 : 0) && keyset_grow(ks) != 0)
+    return -2;
+  slot = keyset_slot(ks, hash, tag, key, len);
+  if (ks->slots[slot] != 0)
+    return -1;
+  if (ks->n == ks->cap) {
+    size_t cap = ks->cap ? ks->cap * 2 : 32;
+    lmdb_keyset_entry *ent = (lmdb_keyset_entry *)realloc(ks->ent, cap * sizeof *ent);
+    if (ent == NULL)
+      return -2;
+    ks->ent = ent;
+    ks->cap = cap;
+  }
+  e = &ks->ent[ks->n];
+  e->off = ks->text.len;
+  e->len = len;
+  e->hash = hash;
+  e->tag = tag;
+  if (lmdb_buf_append(&ks->text, key, len) != 0)
+    return -2;
+  ks->slots[slot] = (uint32_t)(ks->n + 1);
+  return (long)ks->n++;
+}
+
+long lmdb_keyset_find(const lmdb_keyset *ks, int tag, const char *key, size_t len) {
+  uint32_t s;
+  if (ks->n == 0)
+    return -1;
+  s = ks->slots[keyset_slot(ks, key_hash(tag, key, len), tag, key, len)];
+  return s ? (long)s - 1 : -1;
 }

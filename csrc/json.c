@@ -372,7 +372,17 @@ int lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len) {
   if (lmdb_buf_reserve(b, len + 2) != 0)
     return -1;
   b->data[b->len++] = '"';
-  run = p;
+  /* the common case, nothing to escape: one copy into the room reserved */
+  while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
+    p++;
+  if (p == end) {
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+    b->data[b->len++] = '"';
+    b->data[b->len] = '\0';
+    return 0;
+  }
+  run = (const unsigned char *)s;
   while (p < end) {
     unsigned c = *p;
     const char *esc = NULL;

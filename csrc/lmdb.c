@@ -1361,7 +1361,19 @@ static int enc_string_set(item_encoder *ie, int idx) {
     i++;
   }
   if (i != size) return 0;
-  qsort(m, (size_t)i, sizeof *m, member_cmp);
+  if (i <= 16) {                           /* most sets are small: no qsort callbacks */
+    for (k = 1; k < i; k++) {
+      set_member x = m[k];
+      int j = k;
+      while (j > 0 && member_cmp(&x, &m[j - 1]) < 0) {
+        m[j] = m[j - 1];
+        j--;
+      }
+      m[j] = x;
+    }
+  } else {
+    qsort(m, (size_t)i, sizeof *m, member_cmp);
+  }
   ENC_LIT(ie->e, "{\"SS\":[");
   for (k = 0; k < i; k++) {
     if (k) ENC_LIT(ie->e, ",");
@@ -2115,28 +2127,36 @@ static int core_batch_write_bodies(lua_State *L) {
 
 /*
 ** core.batch_builder() -> a BatchWriteItem builder: the requests of one client's batch,
-** written one after another into its own buffer (no Lua string per request).
-**   b:put(values, plan, table_name) -> key_json: the item's PutRequest, encoded as
-**     core.encode_item does; nil when the fast path does not take the values (nothing
-**     queued: the caller encodes it the slow way and uses b:add).
-**   b:add(table_name, request_json): a request encoded elsewhere.
-**   b:add_put(table_name, item_json): the PutRequest of an item encoded elsewhere.
-**   b:drop_last(): forgets the last request (a duplicate found after put).
+** written one after another into its own buffer (no Lua string per request), each with
+** the item it writes and its key, so a second write of one item is refused as it is added
+** and an unprocessed request leads back to its item.
+**   b:put(values, plan, table_name) -> true: the item's PutRequest, encoded as
+**     core.encode_item does, is queued (values is its item); false: the table has a write of
+**     this key already (nothing queued); nil: the fast path does not take the values
+**     (nothing queued: the caller encodes it the slow way and uses b:add_put).
+**   b:add(table_name, request_json, key_json, item, op) -> true, or false for a key already
+**     queued: a request encoded elsewhere; op "save" or "delete".
+**   b:add_put(table_name, item_json, key_json, item) -> the same for the PutRequest of an
+**     item encoded elsewhere.
+**   b:find(table_name, key_json) -> item, op: the write of that key, or nil.
 **   b:bodies() -> { body_json, ... }: as core.batch_write_bodies packs them.
 **   #b: the number of requests.
+** The user value anchors the items at 1..#b and the table names at -1, -2, ...
 */
 #define MT_BATCH_BUILDER "lunamodb.batch_builder"
 
 typedef struct batch_request {
   size_t off, len;             /* its text in the builder's buffer */
-  int table;                   /* its table name's slot in the user value */
+  int table;                   /* its table name's slot: -table in the user value */
+  int is_delete;
 } batch_request;
 
 typedef struct batch_builder {
   lmdb_buf data;
   batch_request *req;
   size_t n, cap;
-  int ntables;                 /* table names anchored at 1..ntables of the user value */
+  lmdb_keyset keys;            /* entry i: the key of req[i], grouped by table */
+  int ntables;
   const char *last_table;      /* the last one used, and its slot */
   int last_slot;
 } batch_builder;
@@ -2148,6 +2168,7 @@ static batch_builder *check_builder(lua_State *L) {
 static int builder_gc(lua_State *L) {
   batch_builder *b = check_builder(L);
   lmdb_buf_free(&b->data);
+  lmdb_keyset_free(&b->keys);
   free(b->req);
   b->req = NULL;
   b->n = b->cap = 0;
@@ -2158,38 +2179,41 @@ static int core_batch_builder(lua_State *L) {
   batch_builder *b = (batch_builder *)lua_newuserdatauv(L, sizeof *b, 1);
   memset(b, 0, sizeof *b);
   lmdb_buf_init(&b->data);
+  lmdb_keyset_init(&b->keys);
   luaL_setmetatable(L, MT_BATCH_BUILDER);
-  lua_createtable(L, 2, 0);
+  lua_createtable(L, 32, 1);
   lmdb_setuservalue(L, -2);
   return 1;
 }
 
-/* The slot of the table name at idx (anchored in the user value on first use). */
-static int builder_table(lua_State *L, batch_builder *b, int idx) {
+/* The slot of the table name at idx; 0 when it is not anchored yet and add is 0. The
+** user value is at uv. */
+static int builder_table(lua_State *L, batch_builder *b, int idx, int uv, int add) {
   size_t len;
   const char *name = luaL_checklstring(L, idx, &len);
   int k;
   if (name == b->last_table) return b->last_slot;
-  lmdb_getuservalue(L, 1);
   for (k = 1; k <= b->ntables; k++) {
-    lua_rawgeti(L, -1, k);
+    lua_rawgeti(L, uv, -k);
     if (lua_rawequal(L, -1, idx)) {
-      lua_pop(L, 2);
+      lua_pop(L, 1);
       b->last_table = name;
       b->last_slot = k;
       return k;
     }
     lua_pop(L, 1);
   }
+  if (!add) return 0;
   lua_pushvalue(L, idx);
-  lua_rawseti(L, -2, ++b->ntables);
-  lua_pop(L, 1);
+  lua_rawseti(L, uv, -++b->ntables);
   b->last_table = name;                 /* anchored: the pointer stays valid */
   b->last_slot = b->ntables;
   return b->ntables;
 }
 
-static void builder_record(lua_State *L, batch_builder *b, size_t off, int table) {
+/* Makes room for one more request (before anything is written, so a raise leaves the
+** builder as it was). */
+static void builder_room(lua_State *L, batch_builder *b) {
   if (b->n == b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 32;
     batch_request *r;
@@ -2199,10 +2223,27 @@ static void builder_record(lua_State *L, batch_builder *b, size_t off, int table
     b->req = r;
     b->cap = cap;
   }
+}
+
+/* Records the request written at off.. (its key already in b->keys) and anchors its item,
+** at item, in the user value at uv. */
+static void builder_record(lua_State *L, batch_builder *b, size_t off, int table,
+                           int is_delete, int item, int uv) {
   b->req[b->n].off = off;
   b->req[b->n].len = b->data.len - off;
   b->req[b->n].table = table;
+  b->req[b->n].is_delete = is_delete;
   b->n++;
+  lua_pushvalue(L, item);
+  lua_rawseti(L, uv, (int)b->n);
+}
+
+/* Adds the key of the next request: 1, or 0 when the table has it already. */
+static int builder_key(lua_State *L, batch_builder *b, int table, const char *key,
+                       size_t len) {
+  long r = lmdb_keyset_add(&b->keys, table, key, len);
+  if (r == -2) luaL_error(L, "lunamodb: batch_builder: not enough memory");
+  return r >= 0;
 }
 
 /* A put request's text around its item's JSON. */
@@ -2212,55 +2253,83 @@ static const lmdb_str put_suffix = { "}}", 2 };
 static int builder_put(lua_State *L) {
   batch_builder *b = check_builder(L);
   size_t off = b->data.len, key_off = 0, key_len = 0;
-  int table;
+  int table, queued = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
-  table = builder_table(L, b, 4);
   lua_settop(L, 4);
-  if (!encode_values(L, get_state(L), &b->data, 2, 3, put_prefix, put_suffix, &key_off,
-                     &key_len) ||
-      key_len == 0) {
-    b->data.len = off;
-    if (b->data.data) b->data.data[off] = '\0';
-    lua_pushnil(L);
-    return 1;
+  lmdb_getuservalue(L, 1);                                                 /* 5 */
+  table = builder_table(L, b, 4, 5, 1);
+  builder_room(L, b);
+  if (encode_values(L, get_state(L), &b->data, 2, 3, put_prefix, put_suffix, &key_off,
+                    &key_len) && key_len > 0) {
+    /* the key's text lies past the end of the data: it is copied before anything else */
+    queued = builder_key(L, b, table, b->data.data + key_off, key_len);
+    if (queued) {
+      builder_record(L, b, off, table, 0, 2, 5);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
   }
-  lua_pushlstring(L, b->data.data + key_off, key_len);
-  builder_record(L, b, off, table);
+  b->data.len = off;
+  if (b->data.data) b->data.data[off] = '\0';
+  if (key_len > 0) lua_pushboolean(L, 0);
+  else lua_pushnil(L);
   return 1;
 }
 
-/* Queues a request text (between prefix and suffix). */
-static int builder_queue(lua_State *L, lmdb_str prefix, lmdb_str suffix) {
+/* Queues a request text (between prefix and suffix): args table_name, text, key_json, item. */
+static int builder_queue(lua_State *L, lmdb_str prefix, lmdb_str suffix, int is_delete) {
   batch_builder *b = check_builder(L);
-  size_t off = b->data.len, len;
-  int table = builder_table(L, b, 2);
+  size_t off = b->data.len, len, key_len;
   const char *text = luaL_checklstring(L, 3, &len);
+  const char *key = luaL_checklstring(L, 4, &key_len);
+  int table;
   if (len == 0) return luaL_argerror(L, 3, "an empty request");
-  if (lmdb_buf_append(&b->data, prefix.ptr, prefix.len) != 0 ||
-      lmdb_buf_append(&b->data, text, len) != 0 ||
-      lmdb_buf_append(&b->data, suffix.ptr, suffix.len) != 0)
+  if (key_len == 0) return luaL_argerror(L, 4, "an empty key");
+  luaL_checkany(L, 5);
+  lua_settop(L, 5);
+  lmdb_getuservalue(L, 1);                                                 /* 6 */
+  table = builder_table(L, b, 2, 6, 1);
+  builder_room(L, b);
+  if (lmdb_buf_reserve(&b->data, prefix.len + len + suffix.len) != 0)
     return luaL_error(L, "lunamodb: batch_builder: not enough memory");
-  builder_record(L, b, off, table);
-  return 0;
+  if (!builder_key(L, b, table, key, key_len)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  /* reserved: these cannot fail */
+  lmdb_buf_append(&b->data, prefix.ptr, prefix.len);
+  lmdb_buf_append(&b->data, text, len);
+  lmdb_buf_append(&b->data, suffix.ptr, suffix.len);
+  builder_record(L, b, off, table, is_delete, 5, 6);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 static int builder_add(lua_State *L) {
   static const lmdb_str none = { "", 0 };
-  return builder_queue(L, none, none);
+  static const char *const ops[] = { "save", "delete", NULL };
+  return builder_queue(L, none, none, luaL_checkoption(L, 6, NULL, ops));
 }
 
 static int builder_add_put(lua_State *L) {
-  return builder_queue(L, put_prefix, put_suffix);
+  return builder_queue(L, put_prefix, put_suffix, 0);
 }
 
-static int builder_drop_last(lua_State *L) {
+static int builder_find(lua_State *L) {
   batch_builder *b = check_builder(L);
-  if (b->n > 0) {
-    b->n--;
-    b->data.len = b->req[b->n].off;
-    if (b->data.data) b->data.data[b->data.len] = '\0';
-  }
-  return 0;
+  size_t len;
+  const char *key = luaL_checklstring(L, 3, &len);
+  int table;
+  long i;
+  lua_settop(L, 3);
+  lmdb_getuservalue(L, 1);                                                 /* 4 */
+  table = builder_table(L, b, 2, 4, 0);
+  i = table ? lmdb_keyset_find(&b->keys, table, key, len) : -1;
+  if (i < 0) return 0;
+  lua_rawgeti(L, 4, (int)(i + 1));
+  if (b->req[i].is_delete) lua_pushliteral(L, "delete");
+  else lua_pushliteral(L, "save");
+  return 2;
 }
 
 static int builder_len(lua_State *L) {
@@ -2276,7 +2345,7 @@ static int builder_bodies(lua_State *L) {
   lmdb_getuservalue(L, 1);                                           /* 2: table names */
   e = (lmdb_batch_write_entry *)new_array(L, b->n, sizeof *e, "batch_builder");   /* 3 */
   for (i = 0; i < b->n; i++) {
-    lua_rawgeti(L, 2, b->req[i].table);
+    lua_rawgeti(L, 2, -b->req[i].table);
     e[i].table.ptr = lua_tolstring(L, -1, &e[i].table.len);          /* anchored in 2 */
     lua_pop(L, 1);
     e[i].request.ptr = b->data.data + b->req[i].off;
@@ -2289,7 +2358,7 @@ static const luaL_Reg builder_methods[] = {
   {"put", builder_put},
   {"add", builder_add},
   {"add_put", builder_add_put},
-  {"drop_last", builder_drop_last},
+  {"find", builder_find},
   {"bodies", builder_bodies},
   {NULL, NULL}
 };

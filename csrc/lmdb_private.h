@@ -282,6 +282,31 @@ typedef enum { LMDB_BATCH_WRITE, LMDB_BATCH_GET } lmdb_batch_kind;
 int  lmdb_batch_unprocessed(lmdb_batch_kind kind, lmdb_str response, lmdb_json_lexer *lx,
                             lmdb_buf *out, int64_t *count, char *err, size_t errlen);
 
+/* The keys of a batch's writes: (tag, key text) pairs numbered in the order added. The
+** batch builder refuses a second write of one item with it (DynamoDB refuses a body that
+** writes an item twice) and finds the write an unprocessed request stands for. */
+typedef struct lmdb_keyset_entry {
+  size_t off, len;               /* the key's text in the set's buffer */
+  uint32_t hash;
+  int tag;                       /* the builder: its table's slot */
+} lmdb_keyset_entry;
+
+typedef struct lmdb_keyset {
+  lmdb_buf text;
+  lmdb_keyset_entry *ent;
+  size_t n, cap;
+  uint32_t *slots;               /* entry index + 1, 0 empty; mask + 1 of them */
+  size_t mask;
+} lmdb_keyset;
+
+void lmdb_keyset_init(lmdb_keyset *ks);
+void lmdb_keyset_free(lmdb_keyset *ks);
+/* Adds (tag, key) as entry number ks->n. Returns that number, -1 when the pair is in the
+** set already (nothing added), -2 when memory runs out (nothing added). */
+long lmdb_keyset_add(lmdb_keyset *ks, int tag, const char *key, size_t len);
+/* The number of the entry (tag, key), or -1. */
+long lmdb_keyset_find(const lmdb_keyset *ks, int tag, const char *key, size_t len);
+
 /* ------------------------------------------------------- transact.c */
 
 #define LMDB_TRANSACT_MAX 100                      /* actions per transaction */

@@ -17,8 +17,8 @@ local errors = require "lunamodb.errors"
 local model = require "lunamodb.model"
 local serializer = require "lunamodb.expressions.serializer"
 
-local setmetatable, type, tostring, pairs, ipairs, error, pcall =
-  setmetatable, type, tostring, pairs, ipairs, error, pcall
+local setmetatable, getmetatable, type, tostring, pairs, ipairs, error, pcall =
+  setmetatable, getmetatable, type, tostring, pairs, ipairs, error, pcall
 local format, concat = string.format, table.concat
 local json_encode, json_decode = core.json_encode, core.json_decode
 local A = require "lunamodb.attributes"
@@ -101,11 +101,12 @@ function M.writer(cls, opts)
 end
 
 -- Empties the queue: groups (one per client, in order of first use) hold a core batch
--- builder with the requests for the core to pack; seen[table_name][key_json] is the number of
--- the queued write, items[n] and kinds[n] what it was.
+-- builder with the requests for the core to pack, each with its item and key (the builder
+-- refuses a second write of one item and maps unprocessed requests back to their items);
+-- infos[table_name] is the table's model info. plain[item metatable] is the target of a
+-- class whose whole items batch:save hands straight to the core.
 reset = function(self)
-  self.groups, self.order, self.targets, self.seen, self.infos = {}, {}, {}, {}, {}
-  self.items, self.kinds, self.count = {}, {}, 0
+  self.groups, self.order, self.targets, self.infos, self.plain = {}, {}, {}, {}, {}
   return self
 end
 
@@ -136,30 +137,38 @@ local function target_of(self, data, what)
     self.order[#self.order + 1] = client
   end
   local name = root.table_name
-  self.seen[name] = self.seen[name] or {}
   self.infos[name] = root.info
-  local target = { table_name = name, builder = group.builder, seen = self.seen[name],
+  local target = { table_name = name, builder = group.builder,
     info = root.info, plan = A.encode_plan(data.schema),
     versioned = data.info.version and not self.ignore_version }
   self.targets[data] = target
+  if not target.versioned then self.plain[data.item_mt] = target end
   return target
 end
 
 local classes, class_of = I.classes, model.class_of
 local put_whole, put_item_text = I.put_whole, I.put_item_text
+local item_state, WHOLE = I.item_state, I.WHOLE
 local encode_key_json = A.encode_key_json
 
+-- DynamoDB refuses two writes of one item in a batch: the builder does not queue the second.
+local function duplicate(what, level)
+  error(format("lunamodb: %s: the item with this key is already in the batch (DynamoDB refuses "
+    .. "two writes of one item in a batch)", what), level + 1)
+end
+
 -- Queues a write: a put the core encodes goes straight into the group's builder (its Key
--- cut from it); anything else is encoded here and added as text.
-local function add(self, item, op, what)
+-- cut from it); anything else is encoded here and added as text. declined: the core's
+-- encoder already refused this item.
+local function add(self, item, op, what, declined)
   local icls = class_of(item)
   local data = icls and classes[icls]
   if not data then
     error(format("lunamodb: %s: expected an item of a model (got %s)", what, type(item)), 3)
   end
   local target = self.targets[data] or target_of(self, data, what)
-  local builder = target.builder
-  local item_text, key_json
+  local builder, name = target.builder, target.table_name
+  local item_text, queued
   if op == "save" then
     if target.versioned then
       error(format("lunamodb: %s: %s has a Version attribute, which a batch cannot check; use "
@@ -167,45 +176,52 @@ local function add(self, item, op, what)
     end
     -- the stored version stays the item's own: a batch neither checks nor moves it
     local fast, state = put_whole(data, item, what, 4)
-    if fast then key_json = builder:put(item, target.plan, target.table_name) end
-    if not key_json then item_text = put_item_text(data, item, state, 4) end
+    if fast and not declined then queued = builder:put(item, target.plan, name) end
+    if queued == nil then item_text = put_item_text(data, item, state, 4) end
   end
-  local queued = key_json ~= nil
-  -- serialize_key (in key_of) raises what is wrong when the core does not take the key
-  key_json = key_json or encode_key_json(data.schema, item)
-    or key_text(target.info, I.key_of(data, item))
-  local seen = target.seen
-  if seen[key_json] then
-    if queued then builder:drop_last() end
-    error(format("lunamodb: %s: the item with this key is already in the batch (DynamoDB refuses "
-      .. "two writes of one item in a batch)", what), 3)
+  if queued == nil then
+    -- serialize_key (in key_of) raises what is wrong when the core does not take the key
+    local key_json = encode_key_json(data.schema, item)
+      or key_text(target.info, I.key_of(data, item))
+    if item_text then
+      queued = builder:add_put(name, item_text, key_json, item)
+    else
+      queued = builder:add(name, '{"DeleteRequest":{"Key":' .. key_json .. "}}", key_json, item,
+        "delete")
+    end
   end
-  if item_text then
-    builder:add_put(target.table_name, item_text)
-  elseif not queued then
-    builder:add(target.table_name, '{"DeleteRequest":{"Key":' .. key_json .. "}}")
-  end
-  local n = self.count + 1
-  self.count = n
-  seen[key_json] = n
-  self.items[n], self.kinds[n] = item, op
+  if not queued then duplicate(what, 3) end
 end
 
--- batch:save(item) / batch:delete(item): queued until commit.
-function Writer:save(item) add(self, item, "save", "batch:save") end
+-- batch:save(item) / batch:delete(item): queued until commit. A whole item of a class
+-- already seen goes straight to the core's encoder; anything else, and any item the
+-- encoder does not take, through add.
+function Writer:save(item)
+  local target = self.plain[getmetatable(item)]
+  local state = target and item_state[item]
+  if target and (state == nil or state == WHOLE) then
+    local queued = target.builder:put(item, target.plan, target.table_name)
+    if queued then return end
+    if queued == false then duplicate("batch:save", 2) end
+    add(self, item, "save", "batch:save", true)      -- not a tail call: add raises at level 3
+    return
+  end
+  add(self, item, "save", "batch:save")
+end
 function Writer:delete(item) add(self, item, "delete", "batch:delete") end
 
--- The operations an unprocessed BatchWriteItem body stands for.
-local function unprocessed_ops(self, body)
+-- The operations an unprocessed BatchWriteItem body (from builder's bodies) stands for.
+local function unprocessed_ops(self, builder, body)
   local req = json_decode(body)
   local out = {}
   for table_name, list in pairs(req and req.RequestItems or {}) do
-    local seen, info = self.seen[table_name], self.infos[table_name]
-    for _, r in ipairs(seen and list or {}) do
+    local info = self.infos[table_name]
+    for _, r in ipairs(info and list or {}) do
       -- a put carries the whole item: its key is the key attributes only
       local wire = r.PutRequest and r.PutRequest.Item or r.DeleteRequest and r.DeleteRequest.Key
-      local n = wire and seen[key_text(info, wire)]
-      if n then out[#out + 1] = { op = self.kinds[n], item = self.items[n] } end
+      local item, op
+      if wire then item, op = builder:find(table_name, key_text(info, wire)) end
+      if item then out[#out + 1] = { op = op, item = item } end
     end
   end
   return out
@@ -223,7 +239,9 @@ function Writer:commit()
       local ok, err, left = send(client, "BatchWriteItem", "write", body, self.max_attempts)
       if not ok then cause = cause or err end
       if left then
-        for _, op in ipairs(unprocessed_ops(self, left)) do unprocessed[#unprocessed + 1] = op end
+        for _, op in ipairs(unprocessed_ops(self, group.builder, left)) do
+          unprocessed[#unprocessed + 1] = op
+        end
       end
     end
   end

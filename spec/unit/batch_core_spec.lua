@@ -540,27 +540,56 @@ describe("core.batch_builder", function()
     note = Refuses{ null = true } }, "BuilderSpec")
   local plan = A.encode_plan(T)
 
+  local function key_of(id, sk) return ('{"pk":{"S":"%s"},"sk":{"N":"%d"}}'):format(id, sk) end
+
   it("packs the puts it encodes and the requests it is given, as batch_write_bodies does", function()
     local b = core.batch_builder()
-    local entries = {}
+    local entries, items = {}, {}
     for i = 1, 30 do
       local t = i % 4 == 0 and "other" or "main"
+      local item = { pk = "k" .. i, sk = i, note = "n" }
+      items[i] = item
       if i % 5 == 0 then
-        b:add(t, del("k" .. i))
+        assert.is_true(b:add(t, del("k" .. i), key_of("k" .. i, i), item, "delete"))
         entries[#entries + 1] = { t, del("k" .. i) }
       else
-        local key = b:put({ pk = "k" .. i, sk = i, note = "n" }, plan, t)
-        assert.equal(('{"pk":{"S":"k%d"},"sk":{"N":"%d"}}'):format(i, i), key)
+        assert.is_true(b:put(item, plan, t))
         entries[#entries + 1] = { t, '{"PutRequest":{"Item":'
-          .. A.encode_item_json(T, { pk = "k" .. i, sk = i, note = "n" }) .. "}}" }
+          .. A.encode_item_json(T, item) .. "}}" }
       end
     end
     assert.equal(30, #b)
     assert.same(write_bodies(entries), b:bodies())
-    b:drop_last()
-    entries[30] = nil
-    assert.equal(29, #b)
-    assert.same(write_bodies(entries), b:bodies())
+    -- each request leads back to its item and operation, by table and key
+    for i = 1, 30 do
+      local item, op = b:find(i % 4 == 0 and "other" or "main", key_of("k" .. i, i))
+      assert.equal(items[i], item)
+      assert.equal(i % 5 == 0 and "delete" or "save", op)
+    end
+    assert.is_nil(b:find("main", key_of("k4", 4)))                   -- k4 went to other
+    assert.is_nil(b:find("nowhere", key_of("k1", 1)))
+  end)
+
+  it("refuses a second write of one key in one table, queueing nothing", function()
+    local b = core.batch_builder()
+    local first = { pk = "p", sk = 1 }
+    assert.is_true(b:put(first, plan, "main"))
+    local before = b:bodies()
+    assert.is_false(b:put({ pk = "p", sk = 1, note = "other" }, plan, "main"))
+    assert.is_false(b:add("main", del("p"), key_of("p", 1), {}, "delete"))
+    assert.is_false(b:add_put("main", A.encode_item_json(T, first), key_of("p", 1), first))
+    assert.equal(1, #b)
+    assert.same(before, b:bodies())
+    assert.equal(first, (b:find("main", key_of("p", 1))))
+    -- the same key in another table is another item
+    assert.is_true(b:put({ pk = "p", sk = 1 }, plan, "other"))
+    assert.is_true(b:add("third", del("p"), key_of("p", 1), {}, "delete"))
+    assert.equal(3, #b)
+    -- enough keys to grow the set several times: every one still found once
+    for i = 2, 600 do assert.is_true(b:put({ pk = "p", sk = i }, plan, "main")) end
+    for i = 2, 600 do assert.is_false(b:put({ pk = "p", sk = i }, plan, "main")) end
+    assert.equal(602, #b)
+    assert.equal(25, #b:bodies())                               -- 602 requests, 25 a body
   end)
 
   it("queues nothing for values the fast path does not take (the caller encodes them)", function()
@@ -570,20 +599,28 @@ describe("core.batch_builder", function()
     assert.is_nil(b:put({ pk = "p", sk = 1, nope = 1 }, plan, "main"))  -- undeclared
     assert.equal(0, #b)
     assert.same({}, b:bodies())
-    assert.is_string(b:put({ pk = "p", sk = 1 }, plan, "main"))
+    assert.is_true(b:put({ pk = "p", sk = 1 }, plan, "main"))
     assert.same({ '{"RequestItems":{"main":[{"PutRequest":{"Item":'
       .. A.encode_item_json(T, { pk = "p", sk = 1 }) .. '}}]}}' }, b:bodies())
     assert.has_error(function() b:put({ pk = "p", sk = 2 }, {}, "main") end,
       "bad argument #2 to 'put' (an encode plan (core.encode_plan) expected)")
-    assert.has_error(function() b:add("main", "") end, "bad argument #2 to 'add' (an empty request)")
+    assert.has_error(function() b:add("main", "", key_of("q", 1), {}, "delete") end,
+      "bad argument #2 to 'add' (an empty request)")
+    assert.has_error(function() b:add("main", del("q"), "", {}, "delete") end,
+      "bad argument #3 to 'add' (an empty key)")
+    assert.has_error(function() b:add("main", del("q"), key_of("q", 1), {}, "remove") end,
+      "bad argument #5 to 'add' (invalid option 'remove')")
     -- what the caller encodes goes in with the same PutRequest wrapper
     local item = A.encode_item_json(T, { pk = "q", sk = 2 })
-    b:add_put("main", item)
+    assert.is_true(b:add_put("main", item, key_of("q", 2), { pk = "q", sk = 2 }))
     assert.equal(2, #b)
     assert.same({ '{"RequestItems":{"main":[{"PutRequest":{"Item":'
       .. A.encode_item_json(T, { pk = "p", sk = 1 }) .. '}},{"PutRequest":{"Item":' .. item
       .. '}}]}}' }, b:bodies())
-    assert.has_error(function() b:add_put("main", "") end,
+    assert.has_error(function() b:add_put("main", "", key_of("r", 1), {}) end,
       "bad argument #2 to 'add_put' (an empty request)")
+    assert.has_error(function() b:add_put("main", item, key_of("r", 1)) end,
+      "bad argument #4 to 'add_put' (value expected)")
+    assert.equal(2, #b)
   end)
 end)

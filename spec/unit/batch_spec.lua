@@ -365,6 +365,21 @@ describe("batch_write requests", function()
       { "save of a key-only item", function()
           User:batch_write(function(b) b:save(User.get_ref(uid(1))) end)
         end, "batch:save: this item was read through a projection" },
+      -- after a whole item of the class, which the following saves' shorter path knows
+      { "save of a key-only item after a whole one", function()
+          User:batch_write(function(b)
+            b:save(User.new{ id = uid(2), n = 1 })
+            b:save(User.get_ref(uid(1)))
+          end)
+        end, "batch:save: this item was read through a projection" },
+      { "save of a value its attribute refuses after a whole item", function()
+          User:batch_write(function(b)
+            b:save(User.new{ id = uid(2), n = 1 })
+            local bad = User.new{ id = uid(1) }
+            rawset(bad, "n", "many")
+            b:save(bad)
+          end)
+        end, "lunamodb: n: expected a number, got string" },
       { "called with a dot", function() User.batch_write(function() end) end,
         "batch_write must be called on a model class" },
     }

@@ -37,6 +37,14 @@ describe("core.encode_item", function()
     }
     check { pk = "p", sk = 2 }
     check { pk = "p", sk = 3, tags = lunamodb.set() }              -- an empty set is absent
+    -- members in bytewise order whatever their number (small sets are sorted another way)
+    local pool = { "a", "ab", "abc", "b", "B", "\u{e9}", "e", "\u{e9}t\u{e9}", "z", "Z", "0", "10",
+      "9", " ", "~", "aa", "a\u{e9}", "ba", "bb", "b b" }
+    for n = 1, 40 do
+      local members = {}
+      for i = 1, n do members[i] = pool[(i * 7 + n) % #pool + 1] .. (i > #pool and i or "") end
+      check { pk = "p", sk = 5, tags = lunamodb.set(members) }
+    end
     check { pk = "p", sk = 4.5, score = 1e120, created = lunamodb.datetime(-62135596800) }
     check { pk = "p", sk = lunamodb.decimal("12345678901234567890.5"), score = 2 ^ 53 }
     for _, f in ipairs({ 0.1 + 0.2, 1 / 3, 123.456, -2.5e-3, 1e20, 1e-7, 2.0 ^ 60,
