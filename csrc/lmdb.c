@@ -931,7 +931,7 @@ static int core_decode_items(lua_State *L) {
 ** the hash key, 2 the range key; spec.subset: the values may hold other names (a Key: only
 ** the listed ones are written). Codes as for decode_items. hooks: encode(attr, value, name) ->
 ** attribute value table or nil (the attribute's own encode), encode_number(v) -> text or
-** nil, set_mt, k_members, k_size, k_kind, dt_mt, k_sec, k_usec, k_iso.
+** nil, set_mt, k_members, k_size, dt_mt, k_sec, k_usec, k_iso.
 **
 ** core.encode_item(values, plan[, with_key[, prefix, suffix]]) -> the JSON text of a model
 ** item's DynamoDB attribute map written straight from its values (between prefix and suffix
@@ -939,18 +939,18 @@ static int core_decode_items(lua_State *L) {
 ** when the fast path does not take the values (then A.serialize_item does, and raises the
 ** precise error for a value that is wrong). It raises only for misuse (not a plan) and when
 ** out of memory: the hooks run protected. It gives up on: a missing value that is not
-** null_ok or has a default, a value a hook refuses, names the plan does not declare (unless subset), an empty key,
-** invalid UTF-8, a number encode_number refuses, a set of other members, a list with holes,
-** and items over 400 KB of JSON.
+** null_ok or has a default, a value a hook refuses, names the plan does not declare (unless
+** subset), an empty key, invalid UTF-8, a number encode_number refuses, a set of other
+** members, a list with holes, and items over 400 KB of JSON.
 */
 #define ENC_MAX_JSON (400 * 1024)
 #define MT_ENC_PLAN "lunamodb.encode_plan"
 
 /* The hooks sit at these indexes (+ 1) of a plan's anchor table. */
-enum { H_ENCODE, H_ENCODE_NUMBER, H_SET_MT, H_K_MEMBERS, H_K_SIZE, H_K_KIND, H_DT_MT,
+enum { H_ENCODE, H_ENCODE_NUMBER, H_SET_MT, H_K_MEMBERS, H_K_SIZE, H_DT_MT,
        H_K_SEC, H_K_USEC, H_K_ISO, H_COUNT };
 static const char *const hook_names[H_COUNT] = {
-  "encode", "encode_number", "set_mt", "k_members", "k_size", "k_kind", "dt_mt",
+  "encode", "encode_number", "set_mt", "k_members", "k_size", "dt_mt",
   "k_sec", "k_usec", "k_iso"
 };
 
@@ -986,6 +986,7 @@ struct enc_level_plan {
 
 typedef struct enc_plan {
   enc_level_plan *top;
+  const void *set_mt, *dt_mt;  /* the set and datetime metatables (anchored as hooks) */
   void **allocs;             /* every block of the plan, freed by __gc */
   size_t nallocs, capallocs;
   int nanchor;
@@ -1122,6 +1123,11 @@ static int core_encode_plan(lua_State *L) {
   lmdb_setuservalue(L, 3);
   for (k = 0; k < H_COUNT; k++) {
     lua_getfield(L, 2, hook_names[k]);
+    if (k == H_SET_MT || k == H_DT_MT) {
+      const void *mt = lua_istable(L, -1) ? lua_topointer(L, -1) : NULL;
+      if (k == H_SET_MT) p->set_mt = mt;
+      else p->dt_mt = mt;
+    }
     lua_rawseti(L, 4, k + 1);
   }
   p->nanchor = H_COUNT;
@@ -1132,6 +1138,7 @@ static int core_encode_plan(lua_State *L) {
 
 typedef struct item_encoder {
   encoder *e;
+  const enc_plan *p;
   int anchor;                /* the plan's anchor table (hooks first) */
   size_t key_at[2], key_end[2];  /* the key members' text in the output */
 } item_encoder;
@@ -1309,13 +1316,13 @@ static int enc_number(item_encoder *ie, int idx) {
   return n;
 }
 
-static int has_metatable(item_encoder *ie, int idx, int which) {
+/* Whether the value at idx has the metatable mt (compared by address: the plan anchors it). */
+static int has_metatable(item_encoder *ie, int idx, const void *mt) {
   lua_State *L = ie->e->L;
   int same;
-  if (!lua_getmetatable(L, idx)) return 0;
-  HOOK(ie, which);
-  same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+  if (mt == NULL || !lua_getmetatable(L, idx)) return 0;
+  same = lua_topointer(L, -1) == mt;
+  lua_pop(L, 1);
   return same;
 }
 
@@ -1329,42 +1336,45 @@ static int member_cmp(const void *a, const void *b) {
   return x->n < y->n ? -1 : x->n > y->n;
 }
 
-/* A string set: its members sorted bytewise, as set:items() gives them. */
+/* A string set: its members sorted bytewise, as set:items() gives them. Only a string set
+** maps its members to strings (a number set maps N texts to numbers, a binary set to
+** binaries), so string values are all it takes; no members: absent. */
 static int enc_string_set(item_encoder *ie, int idx) {
   lua_State *L = ie->e->L;
   set_member small[16], *m = small;
-  lua_Integer size;
-  const char *kind;
-  size_t kind_len;
-  int members, i = 0, k;
-  HOOK(ie, H_K_SIZE);
-  lua_rawget(L, idx);
-  size = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (size <= 0) return 2;                               /* empty: absent */
-  HOOK(ie, H_K_KIND);
-  lua_rawget(L, idx);
-  kind = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &kind_len) : NULL;
-  k = kind && kind_len == 6 && memcmp(kind, "string", 6) == 0;
-  lua_pop(L, 1);
-  if (!k || size > 100000) return 0;
+  size_t cap = 16, i = 0, k;
+  int members;
   HOOK(ie, H_K_MEMBERS);
   lua_rawget(L, idx);
   members = lua_gettop(L);
-  if (size > 16)
-    m = (set_member *)lua_newuserdatauv(L, (size_t)size * sizeof *m, 0);
+  if (lua_type(L, members) != LUA_TTABLE) return 0;
   lua_pushnil(L);
   while (lua_next(L, members)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING || i >= size) return 0;
-    m[i].s = lua_tolstring(L, -1, &m[i].n);              /* anchored in members */
+    if (lua_type(L, -1) != LUA_TSTRING) return 0;
+    if (i == cap) {                         /* more than 16: room for all, from the size */
+      lua_Integer size;
+      HOOK(ie, H_K_SIZE);
+      lua_rawget(L, idx);
+      size = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      if (size <= (lua_Integer)i || size > 100000) return 0;
+      cap = (size_t)size;
+      m = (set_member *)lua_newuserdatauv(L, cap * sizeof *m, 0);
+      memcpy(m, small, sizeof small);
+      lua_insert(L, members + 1);          /* below the traversal's key */
+    }
+    m[i].s = lua_tolstring(L, -1, &m[i].n);     /* the member itself: anchored in members */
     i++;
+    lua_pop(L, 1);
   }
-  if (i != size) return 0;
+  if (i == 0) {
+    lua_settop(L, members - 1);
+    return 2;                                            /* empty: absent */
+  }
   if (i <= 16) {                           /* most sets are small: no qsort callbacks */
     for (k = 1; k < i; k++) {
       set_member x = m[k];
-      int j = k;
+      size_t j = k;
       while (j > 0 && member_cmp(&x, &m[j - 1]) < 0) {
         m[j] = m[j - 1];
         j--;
@@ -1372,7 +1382,7 @@ static int enc_string_set(item_encoder *ie, int idx) {
       m[j] = x;
     }
   } else {
-    qsort(m, (size_t)i, sizeof *m, member_cmp);
+    qsort(m, i, sizeof *m, member_cmp);
   }
   ENC_LIT(ie->e, "{\"SS\":[");
   for (k = 0; k < i; k++) {
@@ -1518,10 +1528,10 @@ static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
         ENC_LIT(ie->e, "{\"BOOL\":false}");
       return 1;
     case DEC_SS:
-      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, H_SET_MT)) return 0;
+      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, ie->p->set_mt)) return 0;
       return enc_string_set(ie, idx);
     case DEC_DATETIME:
-      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, H_DT_MT)) return 0;
+      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, ie->p->dt_mt)) return 0;
       return enc_datetime(ie, idx);
     case DEC_MAP:
       if (lua_type(L, idx) != LUA_TTABLE || lua_getmetatable(L, idx)) return 0;
@@ -1653,6 +1663,7 @@ static int encode_values(lua_State *L, core_state *st, lmdb_buf *out, int values
   lmdb_getuservalue(L, plan);
   ie.anchor = lua_gettop(L);
   ie.e = e;
+  ie.p = p;
   ie.key_at[0] = ie.key_at[1] = ie.key_end[0] = ie.key_end[1] = 0;
   if (prefix.len) enc_put(e, prefix.ptr, prefix.len);
   ok = enc_level(&ie, p->top, values) && out->len - start - prefix.len <= ENC_MAX_JSON;

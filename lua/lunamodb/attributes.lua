@@ -1299,8 +1299,7 @@ M.ENCODE_HOOKS = {
   encode = function(a, v, name) return a:encode(v, nil, name, 1) end,
   encode_number = function(v) return (encode_number(v)) end,
   set_mt = layout.set_mt, k_members = layout.k_members, k_size = layout.k_size,
-  k_kind = layout.k_kind, dt_mt = layout.dt_mt, k_sec = layout.k_sec, k_usec = layout.k_usec,
-  k_iso = layout.k_iso,
+  dt_mt = layout.dt_mt, k_sec = layout.k_sec, k_usec = layout.k_usec, k_iso = layout.k_iso,
 }
 
 local encode_item, encode_plan, ENCODE_HOOKS = core.encode_item, core.encode_plan, M.ENCODE_HOOKS
