@@ -24,6 +24,7 @@ local type, tostring, pairs, ipairs, next, error, select, pcall = type, tostring
 local format, byte, char, sort, concat = string.format, string.byte, string.char, table.sort, table.concat
 local floor = math.floor
 local utf8_valid, b64encode, b64decode = core.utf8_valid, core.base64_encode, core.base64_decode
+local core_number_text, math_type = core.number_text, math.type
 local array_mt, null = core.array_mt, core.null
 local encode_number, decode_number = values.encode_number, values.decode_number
 local is_set, is_datetime, is_decimal, is_binary = values.is_set, values.is_datetime,
@@ -265,6 +266,8 @@ local function check_string(v, node, key, kind)
   size = size + #v
 end
 
+-- plain_av(v): the AttributeValue serialize gives a plain Lua value, made without the encode
+-- chain (expressions build one per update value), or nil to let serialize decide (and raise).
 class {
   kind = "Unicode", type = "S",
   methods = {
@@ -273,6 +276,9 @@ class {
       return { S = v }
     end,
     decode = function(self, av, node, key) return unwrap(self, av, node, key) end,
+    plain_av = function(_, v)
+      if type(v) == "string" and utf8_valid(v) then return { S = v } end
+    end,
   },
 }
 
@@ -293,6 +299,15 @@ class {
   kind = "Number", type = "N",
   methods = {
     encode = function(_, v, node, key) return { N = number_text(v, node, key) } end,
+    -- an integer (Lua 5.4), or a whole double below 2^53 (LuaJIT, whose number_text writes
+    -- those as integers, -0.0 as 0): encode_number's text is number_text's
+    plain_av = function(_, v)
+      if math_type then
+        if math_type(v) == "integer" then return { N = core_number_text(v) } end
+      elseif type(v) == "number" and v % 1 == 0 and v < 2 ^ 53 and v > -2 ^ 53 then
+        return { N = core_number_text(v) }
+      end
+    end,
     decode = function(self, av, node, key)
       local text = unwrap(self, av, node, key)
       if text == nil then return nil end

@@ -524,15 +524,19 @@ local function decode(data, wire)
 end
 
 -- Puts decoded values into an item: declared ones as fields, the others
--- aside so save{ keep_unknown = true } can write them back.
-local function fill(item, data, cls, values, partial)
-  local extra = nil
+-- aside so save{ keep_unknown = true } can write them back. replacing: the item holds most
+-- of these names already, so a plain assignment sets them (no call; a name it lacks goes
+-- through __newindex, which takes every declared name).
+local function fill(item, data, cls, values, partial, replacing)
+  local extra, by_name = nil, data.info.by_name
   for k, v in pairs(values) do
-    if data.info.by_name[k] then
-      rawset(item, k, v)
-    else
+    if not by_name[k] then
       extra = extra or {}
       extra[k] = v
+    elseif replacing then
+      item[k] = v
+    else
+      rawset(item, k, v)
     end
   end
   if not partial then apply_defaults(data, cls, item, false) end
@@ -566,7 +570,7 @@ local function reload(item, data, cls, wire, native)
   for k in pairs(item) do
     if values[k] == nil then rawset(item, k, nil) end
   end
-  return fill(item, data, cls, values, false)
+  return fill(item, data, cls, values, false, true)
 end
 
 -- An item from values the core decoded (response_decoder): their table, fresh for each item,

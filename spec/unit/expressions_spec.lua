@@ -591,6 +591,32 @@ for _, mode in ipairs(MODES) do
       assert.equal("SET #0.#1 = :0", text)
     end)
 
+    if mode.name == "lunamodb.attributes" then
+      -- built-in Number and Unicode attributes take plain values on a shorter path
+      it("SET and arithmetic write plain numbers and strings as the attribute encodes them", function()
+        local values = require "lunamodb.values"
+        for _, x in ipairs({ 0, -0.0, 1, -7, 2 ^ 53 - 1, -(2 ^ 53 - 1), 2 ^ 53, 2 ^ 60, 1e15, 1e16,
+          1.5, 0.1, -2.5e-7, 1e125, 123456789012.25 }) do
+          local want = { [":0"] = { N = (values.encode_number(x)) } }
+          local _, _, v = upd({ T.views:set(x) })
+          assert.same(want, v)
+          _, _, v = upd({ T.views:set(T.views + x) })
+          assert.same(want, v)
+          _, _, v = upd({ T.views:set(T.views - x) })
+          assert.same(want, v)
+        end
+        for _, x in ipairs({ "x", "", "\u{e9}t\u{e9}", ("long "):rep(100) }) do
+          local _, _, v = upd({ T.name:set(x) })
+          assert.same({ [":0"] = { S = x } }, v)
+        end
+        raises(function() T.name:set("\255") end, "not valid UTF-8")
+        raises(function() T.views:set(0 / 0) end, "NaN")
+        raises(function() T.views:set(1e300) end, "out of DynamoDB's range")
+        raises(function() T.views:set(T.views + 1 / 0) end, "inf")
+        raises(function() T.name:set(T.name + 1) end, "arithmetic works on numbers")
+      end)
+    end
+
     it("turn SET of an empty set into REMOVE, and refuse SET nil", function()
       assert.equal("REMOVE #0", (upd({ T.tags:set(set{}) })))
       raises(function() T.views:set(nil) end,

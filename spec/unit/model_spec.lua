@@ -885,6 +885,16 @@ describe("models on the wire", function()
       assert.equal(2, u.version)
     end)
 
+    it("afterwards the item holds exactly the stored values: names it lacked set, others cleared", function()
+      local User = user_model(start{ reply{ Attributes = {
+        email = { S = "a" }, logins = { N = "7" }, version = { N = "2" } } } })
+      local u = User.new{ email = "a", name = "Ada", version = 1 }
+      assert(u:update{ User.logins:set(7), User.name:remove() })
+      assert.same({ email = "a", logins = 7, version = 2 }, u:to_table())
+      assert.is_nil(rawget(u, "name"))
+      assert.equal(7, rawget(u, "logins"))
+    end)
+
     it("a first update of a versioned item: SET version = 1 and attribute_not_exists", function()
       local User = user_model(start{ reply{ Attributes = { email = { S = "a" }, version = { N = "1" } } } })
       local u = User.new{ email = "a", name = "local only", logins = 4 }

@@ -326,6 +326,14 @@ local function value_av(p, v)
   return dynamic(v, p[TEXT])
 end
 
+-- A plain number or string for a built-in Number or Unicode attribute: its AttributeValue
+-- without the encode chain (nil: value_av decides, and raises what is wrong).
+local function plain_av(p, v)
+  local attr = p[ATTR]
+  local plain = attr and attr.plain_av
+  return plain and plain(attr, v)
+end
+
 local function serialize(p, v, where)
   if v == nil then fail("%s: %s", where, NIL_HINT) end
   check_not_node(v, where)
@@ -555,6 +563,8 @@ end
 
 -- (The error context is made only on the failing branches: set is on every update's path.)
 function Path:set(v)
+  local av = plain_av(self, v)
+  if av then return new_action("SET", self, value_operand(av)) end
   if v == nil then
     fail("%s: use %s:remove() to delete the attribute, or lunamodb.null to store NULL",
       where(self, "set", "nil"), self[TEXT])
@@ -722,6 +732,12 @@ local function arith_side(x, ref, a, sym, b)
 end
 
 local function arith(sym, a, b)
+  -- the common case first: a Number attribute's path and a plain number (arith_side's
+  -- checks hold for both)
+  local av = getmetatable(a) == PathMT and plain_av(a, b)
+  if av and a[ATTR].type == "N" then
+    return setmetatable({ kind = "arith", sym = sym, a = a, b = value_operand(av) }, Arith)
+  end
   local ref = numeric_path(a) or numeric_path(b)
   local left = arith_side(a, ref, a, sym, b)
   local right = arith_side(b, ref, a, sym, b)
