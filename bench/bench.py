@@ -13,8 +13,9 @@ Options:
   --runs N             runs per runner and workload (median); default 3, quick 1
   --scale F            multiply every count by F
 
-Each runner is a separate process per workload and run; it times only its measured section
-after a warm-up and prints one RESULT line. Against the canned server the server's request
+Each runner is a separate process per workload, run and slice (the floor and lunamodb take
+turns in SLICES slices per run); it times only its measured section after a warm-up and prints
+one RESULT line. Against the canned server the server's request
 counters must match what the runner says it sent. The report goes to stdout and to
 bench/results/latest.txt (raw numbers: latest.json). Exit status 0 even when a target is
 missed (this is a report); non-zero when a runner or a server breaks.
@@ -64,9 +65,10 @@ RUNNERS = {
 ORDER = list(RUNNERS)
 LUNAMODB = ("lunamodb54", "lunamodbjit")
 
-# Calls per process, sized so one timed section lasts about a second on a 2-core machine
-# (the peers are 10-50x slower per call, so they make fewer). Query/scan/batch calls carry
-# 1000/100/25 items each.
+# Calls per run, sized so a runner's timed sections of a run last about a second on a 2-core
+# machine (the peers are 10-50x slower per call, so they make fewer); the floor's and
+# lunamodb's are split into SLICES processes. Query/scan/batch calls carry 1000/100/25 items
+# each.
 CALLS = {
     "canned": {
         "put": {"floor": 20000, "lunamodb": 10000, "peer": 1000},
@@ -81,6 +83,7 @@ CALLS = {
     "ddb": {"put": 4000, "get": 4000, "update": 4000, "query": 40, "scan": 40,
             "batch_write": 200, "batch_get": 120},
 }
+SLICES = 4            # turns per run and workload (see main)
 MEMORY_CALLS = 100000
 PSCAN_ITEMS = 4000
 PSCAN_SEGMENTS = (1, 2, 4)
@@ -236,6 +239,16 @@ def measure_canned(canned, name, workload, calls):
 
 def measure_ddb(ddb, name, workload, calls):
     return run_runner(name, workload, calls, ddb.url)
+
+
+def combine(parts):
+    """One result from a runner's slices of a run: their items, and µs per item over them all."""
+    out = dict(parts[0])
+    out["items"] = sum(p["items"] for p in parts)
+    out["requests"] = sum(p["requests"] for p in parts)
+    for k in ("cpu_us_per_item", "wall_us_per_item"):
+        out[k] = sum(p[k] * p["items"] for p in parts) / out["items"]
+    return out
 
 
 # ------------------------------------------------------------------ report
@@ -445,13 +458,24 @@ def main(argv):
             measure = measure_canned if target == "canned" else measure_ddb
             names = opts.only if target == "canned" else [n for n in opts.only if n == "floor" or n in LUNAMODB]
             for run in range(1, opts.runs + 1):
-                # every other run in reverse order, so no runner always follows the same one
-                # (DynamoDB Local's JVM and the machine drift within a run)
-                order = names if run % 2 else list(reversed(names))
                 for w in opts.workloads:
-                    for name in order:
-                        calls = calls_for(target, w, name, opts.scale)
-                        res = measure(server, name, w, calls)
+                    # The machine and DynamoDB Local's JVM drift by tens of percent within
+                    # seconds: the floor's and lunamodb's calls of a run are split into SLICES
+                    # slices, the runners take turns slice by slice (every other turn in reverse
+                    # order, so none always follows the same one), and a run's result adds its
+                    # slices up, so each is timed over the same stretch of time as the floor.
+                    # The peers (no target, slow to start) run once, in the first turn.
+                    parts = {name: [] for name in names}
+                    for turn in range(SLICES):
+                        order = names if (run + turn) % 2 else list(reversed(names))
+                        for name in order:
+                            slices = SLICES if name == "floor" or name in LUNAMODB else 1
+                            if turn >= slices:
+                                continue
+                            calls = max(3, calls_for(target, w, name, opts.scale) // slices)
+                            parts[name].append(measure(server, name, w, calls))
+                    for name in names:
+                        res = combine(parts[name])
                         results.setdefault(target, {}).setdefault(w, {}).setdefault(name, []).append(res)
                         note(f"{target} run {run}/{opts.runs} {w:11} {name:11} {res['items']:>8} items "
                              f"cpu {res['cpu_us_per_item']:9.2f} wall {res['wall_us_per_item']:9.2f} µs/item")

@@ -495,7 +495,9 @@ static int core_json_decode(lua_State *L) {
 **
 ** spec: a map level (an item, or a typed map's fields): spec[wire_name] =
 ** { code, name, sub, attr }; spec[1] == true keeps names spec does not
-** declare (decoded by hooks.dynamic), else they are skipped. Codes below.
+** declare (decoded by hooks.dynamic), else they are skipped; with spec[2] they go
+** aside, into a table at key spec[2] of the level's table (an item's undeclared names,
+** which the model keeps apart from its fields). Codes below.
 ** mode: "list" (field is an array of items: Query, Scan), "item" (field is
 ** one item: GetItem's Item, UpdateItem's Attributes), "tables" (field maps
 ** table names to arrays of items: BatchGetItem's Responses). Every other
@@ -780,7 +782,7 @@ static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
 static int dec_object(item_decoder *d, int spec) {
   lua_State *L = d->L;
   lmdb_json_lexer *lx = d->lx;
-  int out, keep, r;
+  int out, keep, aside, r;
   lmdb_json_token t;
   luaL_checkstack(L, 12, "lunamodb: nesting too deep");
   lua_rawgeti(L, spec, 1);
@@ -788,9 +790,15 @@ static int dec_object(item_decoder *d, int spec) {
   lua_pop(L, 1);
   lua_createtable(L, 0, 12);
   out = lua_gettop(L);
+  lua_rawgeti(L, spec, 2);                      /* the key of the names put aside, or nil */
+  aside = lua_isnil(L, -1) ? 0 : lua_gettop(L);
+  if (!aside) lua_pop(L, 1);
   for (;;) {
     t = lmdb_json_next(lx);
-    if (t == LMDB_JSON_OBJECT_END) return 1;
+    if (t == LMDB_JSON_OBJECT_END) {
+      lua_settop(L, out);
+      return 1;
+    }
     if (t != LMDB_JSON_STRING) break;
     lua_pushlstring(L, lx->tok.ptr, lx->tok.len);         /* wire name */
     lua_pushvalue(L, -1);
@@ -807,7 +815,22 @@ static int dec_object(item_decoder *d, int spec) {
       if (!decode_value(L, lx, t, d->array_mt)) break;
       lua_pushvalue(L, -3);
       lua_call(L, 2, 1);
-      lua_rawset(L, out);
+      if (aside) {                                         /* name, value -> out[aside] */
+        lua_pushvalue(L, aside);
+        lua_rawget(L, out);
+        if (lua_isnil(L, -1)) {
+          lua_pop(L, 1);
+          lua_createtable(L, 0, 4);
+          lua_pushvalue(L, aside);
+          lua_pushvalue(L, -2);
+          lua_rawset(L, out);
+        }
+        lua_insert(L, -3);
+        lua_rawset(L, -3);
+        lua_pop(L, 1);
+      } else {
+        lua_rawset(L, out);
+      }
       continue;
     }
     r = dec_attr(d, lua_gettop(L), lmdb_json_next(lx));

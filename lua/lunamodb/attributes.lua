@@ -1269,8 +1269,16 @@ local function cached(T, field, build)
   return v
 end
 
--- The decode spec of a schema (cached): its items keep names it does not declare.
-local function build_decode_spec(info) return decode_level(info.order, true) end
+-- Where core.decode_items puts the names an item's schema does not declare: a table at
+-- values[EXTRA], apart from the item's fields.
+M.EXTRA = setmetatable({}, { __tostring = function() return "lunamodb.attributes.EXTRA" end })
+
+-- The decode spec of a schema (cached): its items keep names it does not declare, aside.
+local function build_decode_spec(info)
+  local spec = decode_level(info.order, true)
+  spec[2] = M.EXTRA
+  return spec
+end
 function M.decode_spec(T) return cached(T, "decode_spec", build_decode_spec) end
 
 ------------------------------------------------ the core's fast item encoder

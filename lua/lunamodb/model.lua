@@ -28,7 +28,7 @@ local format, concat, sort = string.format, table.concat, table.sort
 local floor = math.floor
 local pcall = pcall
 local json_decode, decode_items = core.json_decode, core.decode_items
-local NATIVE, DECODE_HOOKS = A.NATIVE, A.DECODE_HOOKS
+local NATIVE, DECODE_HOOKS, EXTRA = A.NATIVE, A.DECODE_HOOKS, A.EXTRA
 local encode_item_json, encode_key_json, raw_json = A.encode_item_json, A.encode_key_json,
   core.raw_json
 
@@ -554,18 +554,31 @@ local function load_item(cls, data, wire, partial)
 end
 
 -- Replaces an item's values with a stored item's (refresh, update). native: the core
--- decoded it into values already (response_decoder).
+-- decoded it into values already (response_decoder): declared names only, the others aside,
+-- so one pass over the declared attributes sets and clears them (an item holds no others).
 local function reload(item, data, cls, wire, native)
-  local values, err
   if native then
-    values = wire
-  else
-    local icls, idata = stored_class(cls, data, wire)
-    if not icls then return nil, idata end
-    if icls ~= cls then return nil, wrong_class(icls, data) end
-    values, err = decode(idata, wire)
-    if not values then return nil, err end
+    local order = data.info.order
+    for i = 1, #order do
+      local name = order[i].name
+      local v = wire[name]
+      -- a plain assignment: a name the item holds needs no call, and __newindex takes
+      -- every declared one it lacks
+      if v ~= nil then
+        item[name] = v
+      elseif item[name] ~= nil then
+        item[name] = nil
+      end
+    end
+    apply_defaults(data, cls, item, false)
+    item_state[item] = state_of(false, wire[EXTRA])
+    return item
   end
+  local icls, idata = stored_class(cls, data, wire)
+  if not icls then return nil, idata end
+  if icls ~= cls then return nil, wrong_class(icls, data) end
+  local values, err = decode(idata, wire)
+  if not values then return nil, err end
   -- only the names the stored item lacks are cleared: fill sets the others
   for k in pairs(item) do
     if values[k] == nil then rawset(item, k, nil) end
@@ -574,18 +587,10 @@ local function reload(item, data, cls, wire, native)
 end
 
 -- An item from values the core decoded (response_decoder): their table, fresh for each item,
--- becomes the item (no copy), once the names the model does not declare are set aside.
+-- becomes the item (no copy); the names the model does not declare are already aside.
 local function load_values(cls, data, values, partial)
-  local by_name, extra = data.info.by_name, nil
-  for k, v in pairs(values) do
-    if by_name[k] == nil then
-      extra = extra or {}
-      extra[k] = v
-    end
-  end
-  if extra then
-    for k in pairs(extra) do values[k] = nil end
-  end
+  local extra = values[EXTRA]
+  if extra then values[EXTRA] = nil end
   local item = setmetatable(values, data.item_mt)
   if not partial then apply_defaults(data, cls, item, false) end
   item_state[item] = state_of(partial, extra)
