@@ -791,6 +791,53 @@ static int check_url(const char *url) {
 static int configure(CURL *e, lmdb_http_request *r, const char *method, const char *url,
                      const lmdb_http_opts *o, int is_get, int is_head, int posts_body);
 
+/* Appends s (n bytes) at *at when it fits below end; 0 when it does not. */
+static int key_put(char **at, const char *end, const char *s, size_t n) {
+  if ((size_t)(end - *at) <= n)
+    return 0;
+  memcpy(*at, s, n);
+  *at += n;
+  return 1;
+}
+
+/* Appends v in decimal, then a newline. */
+static int key_num(char **at, const char *end, unsigned long long v) {
+  char digits[24];
+  int i = (int)sizeof digits;
+  digits[--i] = '\n';
+  do {
+    digits[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return key_put(at, end, digits + i, sizeof digits - (size_t)i);
+}
+
+/* A request's configuration key (what the shared options of an easy handle depend on), as
+** text in buf: its length, or 0 when it does not fit (the handle is then set up afresh).
+** Written by hand: it is built for every request, and snprintf costs more than the rest. */
+static size_t config_key(char *buf, size_t cap, const char *method, const char *url,
+                         const lmdb_http_opts *o, int is_head, int posts_body,
+                         size_t max_body) {
+  char *at = buf, *end = buf + cap;
+  const char *ca = o->ca_bundle ? o->ca_bundle : "";
+  char flags[5];
+  flags[0] = (char)('0' + (o->no_proxy != 0));
+  flags[1] = (char)('0' + (o->forbid_reuse != 0));
+  flags[2] = (char)('0' + (is_head != 0));
+  flags[3] = (char)('0' + (posts_body != 0));
+  flags[4] = '\n';
+  if (!key_put(&at, end, method, strlen(method)) || !key_put(&at, end, "\n", 1) ||
+      !key_put(&at, end, url, strlen(url)) || !key_put(&at, end, "\n", 1) ||
+      !key_put(&at, end, ca, strlen(ca)) || !key_put(&at, end, "\n", 1) ||
+      !key_num(&at, end, (unsigned long long)o->connect_timeout_ms) ||
+      !key_num(&at, end, (unsigned long long)o->total_timeout_ms) ||
+      !key_put(&at, end, flags, sizeof flags) ||
+      !key_num(&at, end, (unsigned long long)max_body))
+    return 0;
+  *at = '\0';
+  return (size_t)(at - buf);
+}
+
 lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char *url,
                                     const char *const *headers, size_t nheaders,
                                     const char *body, size_t body_len,
@@ -859,11 +906,8 @@ lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char
   ** request's client-side work in libcurl); what varies per request is set after. */
   {
     char key[1024];
-    int kn = snprintf(key, sizeof key, "%s\n%s\n%s\n%ld\n%ld\n%d%d%d%d\n%zu", method, url,
-                      o->ca_bundle ? o->ca_bundle : "", o->connect_timeout_ms,
-                      o->total_timeout_ms, o->no_proxy != 0, o->forbid_reuse != 0, is_head,
-                      posts_body, r->max_body);
-    int same = kn > 0 && (size_t)kn < sizeof key && r->easy_cfg && strcmp(r->easy_cfg, key) == 0;
+    size_t kn = config_key(key, sizeof key, method, url, o, is_head, posts_body, r->max_body);
+    int same = kn > 0 && r->easy_cfg && strcmp(r->easy_cfg, key) == 0;
     if (!same) {
       free(r->easy_cfg);
       r->easy_cfg = NULL;
@@ -872,7 +916,7 @@ lmdb_http_request *lmdb_http_submit(lmdb_http *h, const char *method, const char
         set_err(err, errlen, "curl_easy_setopt failed (out of memory?)");
         goto fail;
       }
-      if (kn > 0 && (size_t)kn < sizeof key)
+      if (kn > 0)
         r->easy_cfg = strdup(key);   /* NULL on OOM: just set up again next time */
     }
   }

@@ -1348,10 +1348,11 @@ local function build_key_plan(info)
 end
 function M.key_plan(T) return cached(T, "key_plan", build_key_plan) end
 
--- The JSON of the item's Key map ({"hash":{..},"range":{..}}, in that order), or nil when
+-- The JSON of the item's Key map ({"hash":{..},"range":{..}}, in that order), between prefix
+-- and suffix when given (one string: a body around it needs no concatenation), or nil when
 -- the core does not take it (serialize_key then raises what is wrong).
-function M.encode_key_json(T, vals)
-  return (encode_item(vals, M.key_plan(T)))
+function M.encode_key_json(T, vals, prefix, suffix)
+  return (encode_item(vals, M.key_plan(T), false, prefix, suffix))
 end
 
 -- The item's JSON (its attribute map) from the core's fast encoder, or nil when it does not

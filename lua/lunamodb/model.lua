@@ -728,14 +728,24 @@ local function body_head(data)
   return head
 end
 
--- The Key for hash (and range) values, the same way: its JSON text (nil when the core does
--- not take the values), or the Key param.
-local function key_text_of_values(data, hash, range)
+-- '{"TableName":"<name>","Key":' once per class: what a body's Key follows.
+local function key_head(data)
+  local head = data.key_head
+  if not head then
+    head = body_head(data) .. '"Key":'
+    data.key_head = head
+  end
+  return head
+end
+
+-- The Key for hash (and range) values, the same way: its JSON text (between prefix and
+-- suffix when given; nil when the core does not take the values), or the Key param.
+local function key_text_of_values(data, hash, range, prefix, suffix)
   local info = data.info
   if hash ~= nil and (range ~= nil) == (info.range_key ~= nil) then
     local vals = { [info.hash_key.name] = hash }
     if info.range_key then vals[info.range_key.name] = range end
-    return encode_key_json(data.schema, vals)
+    return encode_key_json(data.schema, vals, prefix, suffix)
   end
   return nil
 end
@@ -790,13 +800,12 @@ function ClassMethods.get(cls, hash, range, opts)
     end
   end
   opts = check_call_options(opts, GET_OPTIONS, call_name(data, "get"))
-  local key = not opts.attributes and client_of(data).call_decoded
-    and key_text_of_values(data, hash, range)
-  local params, partial = nil, false
-  if key then                           -- the body as text: no params table to encode
-    params = body_head(data) .. '"Key":' .. key
-      .. (opts.consistent_read and ',"ConsistentRead":true}' or ',"ConsistentRead":false}')
-  else
+  -- the body as text, written around the Key by the core: no params table to encode
+  local params = not opts.attributes and client_of(data).call_decoded
+    and key_text_of_values(data, hash, range, key_head(data),
+      opts.consistent_read and ',"ConsistentRead":true}' or ',"ConsistentRead":false}')
+  local partial = false
+  if not params then
     params = {
       TableName = data.table_name,
       Key = key_of_values(data, hash, range),
@@ -964,10 +973,9 @@ end
 
 local function fast_update_body(data, item, actions, opts)
   if not plain_write(data, opts) or type(actions) ~= "table" then return nil end
-  local key = encode_key_json(data.schema, item)
-  if not key then return nil end
-  return update_body(UPDATE_SPEC, actions, body_head(data) .. '"Key":' .. key .. ",",
-    ',"ReturnValues":"ALL_NEW"}')
+  local head = encode_key_json(data.schema, item, key_head(data), ",")
+  if not head then return nil end
+  return update_body(UPDATE_SPEC, actions, head, ',"ReturnValues":"ALL_NEW"}')
 end
 
 -- The PutItem body the core writes straight from the item, when no condition or version is

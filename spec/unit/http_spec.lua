@@ -190,6 +190,29 @@ describe("core.http", function()
       assert.equal(got[1].connection, got[3].connection)
     end)
 
+    it("a pooled handle set up for one request is set up again for another kind", function()
+      srv = loopback.start{ routes = { ["*"] = { { body = "{}" } } } }
+      -- each differs from the one before in one thing: method, URL, options or body
+      local sent = {
+        { "POST", "/a", "{}" }, { "PUT", "/a", "x" }, { "PUT", "/c", "x" }, { "GET", "/c" },
+        { "DELETE", "/c" }, { "HEAD", "/c" }, { "POST", "/c", "{}" },
+        { "POST", "/c", "{}", { forbid_reuse = true } }, { "POST", "/c", "{}" },
+        { "POST", "/c", "{}", { total_timeout_ms = 4000 } }, { "POST", "/c", "" },
+      }
+      for _, r in ipairs(sent) do
+        local req = fetch(http, r[1], srv.url .. r[2], HEADERS, r[3], r[4])
+        assert.equal(200, (req:result()))
+        req:release()
+      end
+      local got = srv:requests()
+      assert.equal(#sent, #got)
+      for i, r in ipairs(sent) do
+        assert.equal(r[1], got[i].method, "request " .. i)
+        assert.equal(r[2], got[i].path, "request " .. i)
+        assert.equal(r[3] or "", got[i].body or "", "request " .. i)
+      end
+    end)
+
     it("opens a new connection per request with forbid_reuse", function()
       srv = loopback.start{ routes = { ["POST /"] = { { body = "{}" } } } }
       for _ = 1, 2 do
