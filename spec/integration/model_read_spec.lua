@@ -61,11 +61,7 @@ local function field(list, name)
   for i, r in ipairs(list) do out[i] = r[name] end
   return out
 end
-local function slice(list, a, b)
-  local out = {}
-  for i = a, b do out[#out + 1] = list[i] end
-  return out
-end
+local slice = require("spec.helpers.lists").slice
 local function reversed(list)
   local out = {}
   for i = #list, 1, -1 do out[#out + 1] = list[i] end

@@ -46,11 +46,7 @@ local function expected_write_body(entries)
   return '{"RequestItems":{' .. table.concat(parts, ",") .. "}}"
 end
 
-local function slice(list, i, j)
-  local out = {}
-  for k = i, j do out[#out + 1] = list[k] end
-  return out
-end
+local slice = require("spec.helpers.lists").slice
 
 describe("core.batch_write_bodies", function()
   it("packs one entry", function()

@@ -30,17 +30,8 @@ local function gaps(list)
   return out
 end
 
-local function slice(list, a, b)
-  local out = {}
-  for i = a, b do out[#out + 1] = list[i] end
-  return out
-end
-local function sorted(t)
-  local c = {}
-  for i, v in ipairs(t) do c[i] = v end
-  table.sort(c)
-  return c
-end
+local lists = require "spec.helpers.lists"
+local slice, sorted = lists.slice, lists.sorted
 
 local srv
 local function start(replies)

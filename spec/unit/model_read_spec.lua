@@ -41,12 +41,7 @@ local function projected_names(body)
   end
   return out
 end
-local function sorted(t)
-  local c = {}
-  for i, v in ipairs(t) do c[i] = v end
-  table.sort(c)
-  return c
-end
+local sorted = require("spec.helpers.lists").sorted
 
 -- A list of tables keyed by one of their fields (order-free comparisons);
 -- raises on a duplicate.
