@@ -128,8 +128,10 @@ static int parse_ipv6(const char *p, size_t n, unsigned char out[16]) {
   return inet_pton(AF_INET6, tmp, out) == 1;
 }
 
-int lmdb_url_parse(lmdb_str url, lmdb_url *out, const char **why) {
-  const char *p, *end, *auth, *auth_end, *host, *host_end;
+/* request: a URL a transport sends to (its query kept apart, its fragment dropped), else an
+** endpoint (neither allowed). */
+static int url_parse(lmdb_str url, lmdb_url *out, const char **why, int request) {
+  const char *p, *end, *auth, *auth_end, *host, *host_end, *hash;
   size_t i;
   int port = 0, ipv6 = 0;
   unsigned char addr[16];
@@ -144,6 +146,8 @@ int lmdb_url_parse(lmdb_str url, lmdb_url *out, const char **why) {
     *why = "URL too long";
     return -1;
   }
+  if (request && (hash = memchr(url.ptr, '#', url.len)) != NULL)
+    url.len = (size_t)(hash - url.ptr);          /* a fragment never goes on the wire */
   /* Reject anything that could split a header or confuse a parser before
   ** looking at the structure: controls, space, DEL, non-ASCII, backslash
   ** (some parsers read it as '/'), query and fragment. */
@@ -161,7 +165,7 @@ int lmdb_url_parse(lmdb_str url, lmdb_url *out, const char **why) {
       *why = "URL contains a backslash";
       return -1;
     }
-    if (c == '?') {
+    if (c == '?' && !request) {
       *why = "URL has a query string";
       return -1;
     }
@@ -173,6 +177,14 @@ int lmdb_url_parse(lmdb_str url, lmdb_url *out, const char **why) {
 
   p = url.ptr;
   end = url.ptr + url.len;
+  if (request) {
+    const char *q = memchr(url.ptr, '?', url.len);
+    if (q != NULL) {
+      out->query.ptr = q + 1;
+      out->query.len = (size_t)(end - q - 1);
+      end = q;
+    }
+  }
   if (url.len >= 8 && eq_ci(p, 8, "https://")) {
     out->scheme.ptr = "https";
     out->scheme.len = 5;
@@ -276,6 +288,14 @@ int lmdb_url_parse(lmdb_str url, lmdb_url *out, const char **why) {
     out->path.len = 1;
   }
   return 0;
+}
+
+int lmdb_url_parse(lmdb_str url, lmdb_url *out, const char **why) {
+  return url_parse(url, out, why, 0);
+}
+
+int lmdb_url_parse_request(lmdb_str url, lmdb_url *out, const char **why) {
+  return url_parse(url, out, why, 1);
 }
 
 int lmdb_url_host_header(const lmdb_url *u, lmdb_buf *out) {

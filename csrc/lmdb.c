@@ -3023,16 +3023,27 @@ static int policy_clock_offset_ms(lua_State *L) {
 
 /* ----------------------------------------------------------- endpoints */
 
+/* core.parse_url(url[, request]) -> { scheme, host, port (0: the default), path, ipv6,
+** host_header } or nil, why. request: a URL a transport sends to, whose query (without its
+** '?', in .query) is allowed and whose fragment is dropped; else an endpoint, which has
+** neither. */
 static int core_parse_url(lua_State *L) {
   lmdb_url u;
   const char *why = NULL;
   lmdb_buf hh;
-  if (lmdb_url_parse(check_str(L, 1), &u, &why) != 0) {
+  lmdb_str url = check_str(L, 1);
+  int rc = lua_toboolean(L, 2) ? lmdb_url_parse_request(url, &u, &why)
+                               : lmdb_url_parse(url, &u, &why);
+  if (rc != 0) {
     lua_pushnil(L);
     lua_pushstring(L, why ? why : "malformed URL");
     return 2;
   }
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
+  if (u.query.ptr) {
+    push_str(L, u.query);
+    lua_setfield(L, -2, "query");
+  }
   push_str(L, u.scheme); lua_setfield(L, -2, "scheme");
   push_str(L, u.host); lua_setfield(L, -2, "host");
   lua_pushinteger(L, u.port); lua_setfield(L, -2, "port");

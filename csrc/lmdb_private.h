@@ -412,6 +412,7 @@ typedef struct lmdb_url {
   lmdb_str host;     /* without brackets for IPv6 */
   int port;          /* explicit port, or 0 */
   lmdb_str path;     /* "/" when empty */
+  lmdb_str query;    /* after '?' (lmdb_url_parse_request only); empty when none */
   int ipv6;
 } lmdb_url;
 
@@ -419,6 +420,9 @@ typedef struct lmdb_url {
 ** no CR/LF/NUL/space, a port in 1..65535, no query or fragment. On error
 ** returns -1 and sets *why to a static message. */
 int  lmdb_url_parse(lmdb_str url, lmdb_url *out, const char **why);
+/* The same for a URL a transport sends a request to: a query is kept (out->query), a
+** fragment dropped. */
+int  lmdb_url_parse_request(lmdb_str url, lmdb_url *out, const char **why);
 /* The Host header value as curl will send it ("h", "h:port", "[v6]:port"). */
 int  lmdb_url_host_header(const lmdb_url *u, lmdb_buf *out);
 /* 1 if region is a valid host label per botocore's rule. */

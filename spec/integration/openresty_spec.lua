@@ -612,7 +612,7 @@ describe("lunamodb.transport.ngx inside nginx #integration", function()
     assert.equal("ambiguous", one("/reset").net)
     assert.equal("ambiguous", one("/truncate").net)
 
-    assert.same({ net = "other", message = "invalid URL (no scheme://)" },
+    assert.same({ net = "other", message = "invalid URL: URL scheme must be http or https" },
       probe { op = "send", url = "127.0.0.1/x" }[1])
     r = one("/big", {}, { headers = { "Bad Header: x" } })
     assert.same({ net = "other", message = "header 1 is not a valid \"Name: value\" line" }, r)

@@ -72,6 +72,24 @@ describe("core.parse_url", function()
   it("rejects an over-long URL", function()
     assert.is_nil(core.parse_url("https://h/" .. ("a"):rep(5000)))
   end)
+
+  it("reads a request URL (a transport's) with its query, and without its fragment", function()
+    local function req(url)
+      local u, why = core.parse_url(url, true)
+      return u and { u.path, u.query, u.host_header } or why
+    end
+    assert.same({ "/", "x=1", "h" }, req("http://h?x=1"))
+    assert.same({ "/a/b", "c=d&e", "[::1]:8000" }, req("http://[::1]:8000/a/b?c=d&e#frag"))
+    assert.same({ "/a", nil, "h" }, req("http://h/a#x?y"))
+    assert.same({ "/", "", "h:81" }, req("http://h:81/?"))
+    assert.same({ "/", nil, "h" }, req("http://h"))
+    -- everything else as for an endpoint
+    for _, url in ipairs({ "http://user@h/?a", "http://h/?a b", "http://h/?a\r\nX: y", "ftp://h/?a",
+      "http://h:0/?a", "http://127.1/?a", "http:///?a", "http://?a" }) do
+      assert.is_string(req(url), url)
+    end
+    assert.is_nil(core.parse_url("http://h?x=1"))           -- an endpoint has no query
+  end)
 end)
 
 describe("core.region_valid", function()

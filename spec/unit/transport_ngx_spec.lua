@@ -3,6 +3,7 @@
 -- (blocking) when there are no cosockets. The cosocket paths themselves run inside a real
 -- nginx in spec/integration/openresty_spec.lua.
 local ngx_transport = require "lunamodb.transport.ngx"
+local core = require "lunamodb.core"
 local loopback = require "spec.helpers.loopback"
 
 local parse_url, build_request = ngx_transport._parse_url, ngx_transport._build_request
@@ -38,20 +39,29 @@ describe("lunamodb.transport.ngx outside nginx", function()
     assert.same({ "[::1]", 8000, "/a/b?c=d", "[::1]:8000" },
       { u.host, u.port, u.target, u.host_header })
     assert.equal("/?x=1", assert(parse_url("http://h?x=1")).target)
+    assert.equal("/a", assert(parse_url("http://h/a#x?y")).target)   -- a fragment is dropped
     assert.are_not.equal(parse_url("http://h:1/").pool, parse_url("https://h:1/").pool)
+    -- the Host the client signs for (core.parse_url of its endpoint), IPv6 compressed as
+    -- libcurl sends it
+    for _, url in ipairs({ "http://[0:0:0:0:0:0:0:1]:8000/", "https://[2001:DB8::0:1]/",
+      "http://h.example:8000/", "https://h.example:443/" }) do
+      assert.equal(core.parse_url(url).host_header, assert(parse_url(url)).host_header, url)
+    end
+    assert.equal("[::1]:8000", parse_url("http://[0:0:0:0:0:0:0:1]:8000/").host_header)
   end)
 
   it("refuses URLs it cannot send to", function()
     for url, why in pairs {
-      [""] = "invalid URL",
-      ["http://h /"] = "invalid URL",
-      ["h:80/x"] = "no scheme",
-      ["ftp://h/"] = "unsupported URL scheme 'ftp'",
+      [""] = "invalid URL: empty URL",
+      ["http://h /"] = "invalid URL: URL contains a space",
+      ["h:80/x"] = "URL scheme must be http or https",
+      ["ftp://h/"] = "URL scheme must be http or https",
       ["http://user:pw@h/"] = "user information",
-      ["http://h:0/"] = "bad port",
-      ["http://h:99999/"] = "bad port",
-      ["http://h:x/"] = "bad port",
-      ["http:///x"] = "no host",
+      ["http://h:0/"] = "port out of range",
+      ["http://h:99999/"] = "port out of range",
+      ["http://h:x/"] = "invalid port",
+      ["http:///x"] = "empty host",
+      ["http://h/a?b\nc"] = "CR, LF or NUL",        -- in the query too
     } do
       local u, err = parse_url(url)
       assert.is_nil(u, url)

@@ -53,8 +53,8 @@ local scheduler = require "lunamodb.scheduler"
 
 local setmetatable, getmetatable, type, tostring, tonumber, pcall, error, pairs, next =
   setmetatable, getmetatable, type, tostring, tonumber, pcall, error, pairs, next
-local byte, find, lower, match, gmatch, gsub, format =
-  string.byte, string.find, string.lower, string.match, string.gmatch, string.gsub, string.format
+local find, lower, match, gmatch, format =
+  string.find, string.lower, string.match, string.gmatch, string.format
 local concat = table.concat
 -- ngx_lua's coroutine functions (it replaces the globals before any Lua code runs)
 local co_create, co_resume = coroutine.create, coroutine.resume
@@ -90,53 +90,28 @@ end
 ------------------------------------------------------------------ requests on the wire
 
 -- url -> { tls, host (to connect to), port, target, host_header, sni, pool } or nil, why.
+-- The core's parser reads it, as it reads the endpoint the client signs for: one reading of
+-- a URL, and one Host header (IPv6 hosts in their compressed form, as libcurl sends them).
 -- A small cache: a client sends to one endpoint all the time.
 local url_cache, url_cache_n = {}, 0
 
 local function parse_url(url)
   local u = url_cache[url]
   if u then return u end
-  if url == "" or find(url, "[%s%c]") then
-    return nil, "invalid URL (empty, or contains spaces or control characters)"
-  end
-  local scheme, rest = match(url, "^(%a[%w+.-]*)://(.*)$")
-  if not scheme then return nil, "invalid URL (no scheme://)" end
-  scheme = lower(scheme)
-  local default_port = (scheme == "http" and 80) or (scheme == "https" and 443) or nil
-  if not default_port then
-    return nil, "unsupported URL scheme '" .. scheme .. "' (http or https)"
-  end
-  local authority, target = match(rest, "^([^/?#]*)(.*)$")
-  target = gsub(target, "#.*$", "")               -- a fragment never goes on the wire
-  if target == "" then
-    target = "/"
-  elseif byte(target) == 63 then                  -- "?query" right after the authority
-    target = "/" .. target
-  end
-  if find(authority, "@", 1, true) then return nil, "URL must not contain user information" end
-  local host, port_text, ipv6
-  if byte(authority) == 91 then                   -- "[v6]": ngx connects to the bracketed form
-    host, port_text = match(authority, "^(%[[%x:%.]+%])(.*)$")
-    ipv6 = true
-  else
-    host, port_text = match(authority, "^([^:]+)(.*)$")
-  end
-  if not host then return nil, "invalid URL (no host)" end
-  local port = default_port
-  if port_text ~= "" then
-    port = tonumber(match(port_text, "^:(%d+)$"))
-    if not port or port < 1 or port > 65535 then return nil, "invalid URL (bad port)" end
-  end
-  local is_ip = ipv6 or find(host, "^%d+%.%d+%.%d+%.%d+$") ~= nil
+  local p, why = core.parse_url(url, true)
+  if not p then return nil, "invalid URL: " .. why end
+  local tls = p.scheme == "https"
+  local port = p.port ~= 0 and p.port or (tls and 443 or 80)
+  local host = p.ipv6 and ("[" .. p.host .. "]") or p.host   -- ngx connects to "[v6]"
+  local is_ip = p.ipv6 or find(host, "^%d+%.%d+%.%d+%.%d+$") ~= nil
   u = {
-    tls = scheme == "https",
+    tls = tls,
     host = host,
     port = port,
-    target = target,
-    -- what libcurl sends (and what the client signed): the port only when not the default
-    host_header = port == default_port and host or (host .. ":" .. port),
+    target = p.query and (p.path .. "?" .. p.query) or p.path,
+    host_header = p.host_header,
     sni = (not is_ip) and host or nil,            -- RFC 6066: no SNI for IP literals
-    pool = "lunamodb:" .. scheme .. "://" .. lower(host) .. ":" .. port,
+    pool = "lunamodb:" .. p.scheme .. "://" .. lower(host) .. ":" .. port,
   }
   if url_cache_n >= 64 then url_cache, url_cache_n = {}, 0 end
   url_cache[url] = u
