@@ -75,6 +75,19 @@ int lmdb_buf_printf(lmdb_buf *b, const char *fmt, ...) {
   return 0;
 }
 
+int lmdb_fmt_int64(char *buf, int64_t v) {
+  char tmp[24];
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  int n = 0, len = 0;
+  do {
+    tmp[n++] = (char)('0' + (int)(u % 10));
+    u /= 10;
+  } while (u);
+  if (v < 0) buf[len++] = '-';
+  while (n) buf[len++] = tmp[--n];
+  return len;
+}
+
 void lmdb_buf_reset(lmdb_buf *b) {
   b->len = 0;
   if (b->data)

@@ -801,15 +801,11 @@ static int key_put(char **at, const char *end, const char *s, size_t n) {
 }
 
 /* Appends v in decimal, then a newline. */
-static int key_num(char **at, const char *end, unsigned long long v) {
+static int key_num(char **at, const char *end, int64_t v) {
   char digits[24];
-  int i = (int)sizeof digits;
-  digits[--i] = '\n';
-  do {
-    digits[--i] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  return key_put(at, end, digits + i, sizeof digits - (size_t)i);
+  int n = lmdb_fmt_int64(digits, v);
+  digits[n++] = '\n';
+  return key_put(at, end, digits, (size_t)n);
 }
 
 /* A request's configuration key (what the shared options of an easy handle depend on), as
@@ -829,10 +825,10 @@ static size_t config_key(char *buf, size_t cap, const char *method, const char *
   if (!key_put(&at, end, method, strlen(method)) || !key_put(&at, end, "\n", 1) ||
       !key_put(&at, end, url, strlen(url)) || !key_put(&at, end, "\n", 1) ||
       !key_put(&at, end, ca, strlen(ca)) || !key_put(&at, end, "\n", 1) ||
-      !key_num(&at, end, (unsigned long long)o->connect_timeout_ms) ||
-      !key_num(&at, end, (unsigned long long)o->total_timeout_ms) ||
+      !key_num(&at, end, (int64_t)o->connect_timeout_ms) ||
+      !key_num(&at, end, (int64_t)o->total_timeout_ms) ||
       !key_put(&at, end, flags, sizeof flags) ||
-      !key_num(&at, end, (unsigned long long)max_body))
+      !key_num(&at, end, (int64_t)max_body))
     return 0;
   *at = '\0';
   return (size_t)(at - buf);

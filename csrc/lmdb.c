@@ -206,27 +206,12 @@ static core_state *get_state(lua_State *L) {
   return (core_state *)lua_touserdata(L, STATE_UPVALUE);
 }
 
-/* Decimal text of v into buf (at least 21 bytes); returns its length.
-** (snprintf's formatting machinery costs more than the rest of a number.) */
-static int fmt_int64(char *buf, int64_t v) {
-  char tmp[24];
-  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  int n = 0, len = 0;
-  do {
-    tmp[n++] = (char)('0' + (int)(u % 10));
-    u /= 10;
-  } while (u);
-  if (v < 0) buf[len++] = '-';
-  while (n) buf[len++] = tmp[--n];
-  return len;
-}
-
 static void encode_number(encoder *e, int idx) {
   char tmp[40];
   int n;
 #ifndef LMDB_NO_INTEGERS
   if (lua_isinteger(e->L, idx)) {
-    n = fmt_int64(tmp, (int64_t)lua_tointeger(e->L, idx));
+    n = lmdb_fmt_int64(tmp, (int64_t)lua_tointeger(e->L, idx));
   } else
 #endif
   {
@@ -1199,7 +1184,7 @@ static int fmt_short_float(char *buf, double v) {
     if (s >= 1e15) return 0;                   /* more than 15 significant digits */
     m = floor(s + 0.5);
     if (m / p10[k] != a) continue;
-    nd = fmt_int64(digits, (int64_t)m);
+    nd = lmdb_fmt_int64(digits, (int64_t)m);
     if (v < 0) buf[len++] = '-';
     if (k == 0) {
       memcpy(buf + len, digits, (size_t)nd);
@@ -1244,7 +1229,7 @@ static int core_number_text(lua_State *L) {
   int n;
 #ifndef LMDB_NO_INTEGERS
   if (lua_isinteger(L, 1)) {
-    n = fmt_int64(buf, (int64_t)lua_tointeger(L, 1));
+    n = lmdb_fmt_int64(buf, (int64_t)lua_tointeger(L, 1));
     lua_pushlstring(L, buf, (size_t)n);
     return 1;
   }
@@ -1254,7 +1239,7 @@ static int core_number_text(lua_State *L) {
     return luaL_argerror(L, 1, "a finite number expected");
 #ifdef LMDB_NO_INTEGERS
   if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
-    n = fmt_int64(buf, (int64_t)v);
+    n = lmdb_fmt_int64(buf, (int64_t)v);
     lua_pushlstring(L, buf, (size_t)n);
     return 1;
   }
@@ -1293,14 +1278,14 @@ static int enc_number(item_encoder *ie, int idx) {
     lua_Integer i = lua_tointegerx(L, idx, &isint);
     if (isint && ((i <= 9007199254740992 && i >= -9007199254740992) || lua_isinteger(L, idx))) {
       tmp[0] = '"';
-      n = 1 + fmt_int64(tmp + 1, (int64_t)i);
+      n = 1 + lmdb_fmt_int64(tmp + 1, (int64_t)i);
       tmp[n++] = '"';
     }
 #else
     lua_Number v = lua_tonumber(L, idx);
     if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
       tmp[0] = '"';
-      n = 1 + fmt_int64(tmp + 1, (int64_t)v);   /* -0.0 reads "0", as encode_number */
+      n = 1 + lmdb_fmt_int64(tmp + 1, (int64_t)v);   /* -0.0 reads "0", as encode_number */
       tmp[n++] = '"';
     }
 #endif
@@ -1753,8 +1738,8 @@ static int core_encode_item(lua_State *L) {
 ** UpdateExpression, ExpressionAttributeNames and ExpressionAttributeValues, then tail; or nil
 ** when it does not take the actions (the Lua serializer then does, and raises what is wrong).
 ** spec: { segs = the paths' segments key, kinds = { [metatable] = kind } } (kinds below, as
-** lunamodb.expressions.path.KINDS numbers them); actions: an array of update actions; head:
-** the members before, e.g. '{"TableName":"t","Key":{..},'; tail: after, e.g. '}'. The text is
+** lunamodb.expressions.path.UPDATE_SPEC numbers them); actions: an array of update actions;
+** head: the members before, e.g. '{"TableName":"t","Key":{..},'; tail: after, e.g. '}'. The text is
 ** the serializer's byte for byte: clauses SET, REMOVE, ADD, DELETE in that order, each keeping
 ** the actions' order; names #0.. de-duplicated, values :0.., numbered in text order.
 */
@@ -1779,7 +1764,7 @@ static int upd_put(lmdb_buf *b, const char *s, size_t n) {
 static int upd_placeholder(lmdb_buf *b, char c, int n) {
   char tmp[24];
   tmp[0] = c;
-  return upd_put(b, tmp, (size_t)(1 + fmt_int64(tmp + 1, n)));
+  return upd_put(b, tmp, (size_t)(1 + lmdb_fmt_int64(tmp + 1, n)));
 }
 
 /* The kind of the value at idx (its metatable's number in spec.kinds), 0 for others. */
@@ -1829,7 +1814,7 @@ static int upd_path(upd_writer *w, int idx) {
       char tmp[32];
       int len = 1;
       tmp[0] = '[';
-      len += fmt_int64(tmp + 1, (int64_t)lua_tonumber(L, -1));
+      len += lmdb_fmt_int64(tmp + 1, (int64_t)lua_tonumber(L, -1));
       tmp[len++] = ']';
       ok = upd_put(w->expr, tmp, (size_t)len);
     } else {

@@ -34,6 +34,9 @@ int  lmdb_buf_printf(lmdb_buf *b, const char *fmt, ...)
 #endif
   ;
 void lmdb_buf_reset(lmdb_buf *b);                       /* len = 0, keeps memory */
+/* The decimal text of v into buf (at least 21 bytes, not NUL-terminated); returns its
+** length. (snprintf's formatting machinery costs more than the rest of a number.) */
+int  lmdb_fmt_int64(char *buf, int64_t v);
 void lmdb_buf_free(lmdb_buf *b);
 void lmdb_buf_free_secure(lmdb_buf *b);                 /* wipes, then frees */
 
