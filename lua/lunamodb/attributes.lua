@@ -24,7 +24,6 @@ local type, tostring, pairs, ipairs, next, error, select, pcall = type, tostring
 local format, byte, char, sort, concat = string.format, string.byte, string.char, table.sort, table.concat
 local floor = math.floor
 local utf8_valid, b64encode, b64decode = core.utf8_valid, core.base64_encode, core.base64_decode
-local core_number_text, math_type = core.number_text, math.type
 local array_mt, null = core.array_mt, core.null
 local encode_number, decode_number = values.encode_number, values.decode_number
 local is_set, is_datetime, is_decimal, is_binary = values.is_set, values.is_datetime,
@@ -299,14 +298,9 @@ class {
   kind = "Number", type = "N",
   methods = {
     encode = function(_, v, node, key) return { N = number_text(v, node, key) } end,
-    -- an integer (Lua 5.4), or a whole double below 2^53 (LuaJIT, whose number_text writes
-    -- those as integers, -0.0 as 0): encode_number's text is number_text's
     plain_av = function(_, v)
-      if math_type then
-        if math_type(v) == "integer" then return { N = core_number_text(v) } end
-      elseif type(v) == "number" and v % 1 == 0 and v < 2 ^ 53 and v > -2 ^ 53 then
-        return { N = core_number_text(v) }
-      end
+      local text = type(v) == "number" and encode_number(v)
+      if text then return { N = text } end
     end,
     decode = function(self, av, node, key)
       local text = unwrap(self, av, node, key)
@@ -1195,19 +1189,29 @@ function M.serialize_item(T, vals, opts)
   return item, size
 end
 
--- Reads a wire item. opts.unknown: "ignore" (default) or "keep".
+-- Where the names an item's schema does not declare go when they are put aside
+-- (deserialize_item's unknown = "aside", and core.decode_items for models): a table at
+-- values[EXTRA], apart from the item's fields.
+M.EXTRA = setmetatable({}, { __tostring = function() return "lunamodb.attributes.EXTRA" end })
+
+-- Reads a wire item. opts.unknown: "ignore" (default), "keep" (among the values, by wire
+-- name) or "aside" (at values[M.EXTRA], by wire name; absent when there are none).
 function M.deserialize_item(T, item, opts)
   local info = M.info(T)
-  local keep = opts and opts.unknown == "keep"
-  local out = {}
+  local unknown = opts and opts.unknown
+  local out, aside = {}, nil
   for wire, av in pairs(item) do
     local a = info.by_wire[wire]
     if a then
       out[a.name] = a:decode(av, nil, a.name)
-    elseif keep then
+    elseif unknown == "keep" then
       out[wire] = decode_dynamic(av, nil, wire)
+    elseif unknown == "aside" then
+      aside = aside or {}
+      aside[wire] = decode_dynamic(av, nil, wire)
     end
   end
+  out[M.EXTRA] = aside
   return out
 end
 
@@ -1268,10 +1272,6 @@ local function cached(T, field, build)
   end
   return v
 end
-
--- Where core.decode_items puts the names an item's schema does not declare: a table at
--- values[EXTRA], apart from the item's fields.
-M.EXTRA = setmetatable({}, { __tostring = function() return "lunamodb.attributes.EXTRA" end })
 
 -- The decode spec of a schema (cached): its items keep names it does not declare, aside.
 local function build_decode_spec(info)

@@ -512,10 +512,13 @@ local function stored_class(cls, data, wire)
   return stored, classes[stored]
 end
 
--- Decodes a wire item with a class's schema; stored data the schema cannot
--- read is a runtime failure (nil, err), not a raise.
+local DECODE_OPTIONS = { unknown = "aside" }
+
+-- Decodes a wire item with a class's schema into its values, the names the model does not
+-- declare at [EXTRA] (as core.decode_items puts them); stored data the schema cannot read is
+-- a runtime failure (nil, err), not a raise.
 local function decode(data, wire)
-  local ok, values = pcall(A.deserialize_item, data.schema, wire, { unknown = "keep" })
+  local ok, values = pcall(A.deserialize_item, data.schema, wire, DECODE_OPTIONS)
   if ok then return values end
   return nil, errors.new {
     kind = "model", code = "DeserializationError",
@@ -523,22 +526,12 @@ local function decode(data, wire)
   }
 end
 
--- Puts decoded values into an item: declared ones as fields, the others
--- aside so save{ keep_unknown = true } can write them back. replacing: the item holds most
--- of these names already, so a plain assignment sets them (no call; a name it lacks goes
--- through __newindex, which takes every declared name).
-local function fill(item, data, cls, values, partial, replacing)
-  local extra, by_name = nil, data.info.by_name
-  for k, v in pairs(values) do
-    if not by_name[k] then
-      extra = extra or {}
-      extra[k] = v
-    elseif replacing then
-      item[k] = v
-    else
-      rawset(item, k, v)
-    end
-  end
+-- An item from decoded values (core.decode_items', or decode's): their table, fresh for each
+-- item, becomes the item (no copy); the names the model does not declare are already aside.
+local function load_values(cls, data, values, partial)
+  local extra = values[EXTRA]
+  if extra then values[EXTRA] = nil end
+  local item = setmetatable(values, data.item_mt)
   if not partial then apply_defaults(data, cls, item, false) end
   item_state[item] = state_of(partial, extra)
   return item
@@ -550,50 +543,37 @@ local function load_item(cls, data, wire, partial)
   if not icls then return nil, idata end
   local values, err = decode(idata, wire)
   if not values then return nil, err end
-  return fill(new_item(idata), idata, icls, values, partial)
+  return load_values(icls, idata, values, partial)
 end
 
 -- Replaces an item's values with a stored item's (refresh, update). native: the core
--- decoded it into values already (response_decoder): declared names only, the others aside,
--- so one pass over the declared attributes sets and clears them (an item holds no others).
+-- decoded it into values already (response_decoder). Either way the values hold declared
+-- names only, the others aside, so one pass over the declared attributes sets and clears
+-- them (an item holds no others).
 local function reload(item, data, cls, wire, native)
-  if native then
-    local order = data.info.order
-    for i = 1, #order do
-      local name = order[i].name
-      local v = wire[name]
-      -- a plain assignment: a name the item holds needs no call, and __newindex takes
-      -- every declared one it lacks
-      if v ~= nil then
-        item[name] = v
-      elseif item[name] ~= nil then
-        item[name] = nil
-      end
+  local values = wire
+  if not native then
+    local icls, idata = stored_class(cls, data, wire)
+    if not icls then return nil, idata end
+    if icls ~= cls then return nil, wrong_class(icls, data) end
+    local err
+    values, err = decode(idata, wire)
+    if not values then return nil, err end
+  end
+  local order = data.info.order
+  for i = 1, #order do
+    local name = order[i].name
+    local v = values[name]
+    -- a plain assignment: a name the item holds needs no call, and __newindex takes every
+    -- declared one it lacks
+    if v ~= nil then
+      item[name] = v
+    elseif item[name] ~= nil then
+      item[name] = nil
     end
-    apply_defaults(data, cls, item, false)
-    item_state[item] = state_of(false, wire[EXTRA])
-    return item
   end
-  local icls, idata = stored_class(cls, data, wire)
-  if not icls then return nil, idata end
-  if icls ~= cls then return nil, wrong_class(icls, data) end
-  local values, err = decode(idata, wire)
-  if not values then return nil, err end
-  -- only the names the stored item lacks are cleared: fill sets the others
-  for k in pairs(item) do
-    if values[k] == nil then rawset(item, k, nil) end
-  end
-  return fill(item, data, cls, values, false, true)
-end
-
--- An item from values the core decoded (response_decoder): their table, fresh for each item,
--- becomes the item (no copy); the names the model does not declare are already aside.
-local function load_values(cls, data, values, partial)
-  local extra = values[EXTRA]
-  if extra then values[EXTRA] = nil end
-  local item = setmetatable(values, data.item_mt)
-  if not partial then apply_defaults(data, cls, item, false) end
-  item_state[item] = state_of(partial, extra)
+  apply_defaults(data, cls, item, false)
+  item_state[item] = state_of(false, values[EXTRA])
   return item
 end
 
@@ -853,9 +833,6 @@ local function with_condition(params, cond)
   return finish_params(params, s)
 end
 
--- The item as written: its JSON text from the core's encoder, or (when the core does not
--- take it, or stored names the model does not declare are kept alongside) the wire table
--- serialize_item builds, which raises what is wrong.
 -- The stored names the model does not declare that a whole write carries back: keep (the
 -- call's keep_unknown) or else the model's option decides. nil when none.
 local function kept_extra(data, state, keep)
@@ -863,6 +840,9 @@ local function kept_extra(data, state, keep)
   return keep and state.extra or nil
 end
 
+-- The item as written: its JSON text from the core's encoder, or (when the core does not
+-- take it, or stored names the model does not declare are kept alongside) the wire table
+-- serialize_item builds, which raises what is wrong.
 local function item_wire(data, item, state, keep)
   local extra = kept_extra(data, state, keep)
   local text = not extra and encode_item_json(data.schema, item)
@@ -960,9 +940,6 @@ local function update_request(item, actions, opts, what, level, key)
   return finish_params(params, s), new_version
 end
 
--- The UpdateItem body (ReturnValues ALL_NEW) the core writes straight from the actions, when
--- no condition or version is involved; nil otherwise, or when the core does not take the
--- actions (update_request then builds the params, and raises what is wrong).
 local UPDATE_SPEC, update_body = path.UPDATE_SPEC, core.update_body
 
 -- Whether a write can go as a body the core writes: no condition or version to add, and a
@@ -971,6 +948,9 @@ local function plain_write(data, opts)
   return opts.condition == nil and not data.info.version and client_of(data).call_decoded ~= nil
 end
 
+-- The UpdateItem body (ReturnValues ALL_NEW) the core writes straight from the actions, when
+-- no condition or version is involved; nil otherwise, or when the core does not take the
+-- actions (update_request then builds the params, and raises what is wrong).
 local function fast_update_body(data, item, actions, opts)
   if not plain_write(data, opts) or type(actions) ~= "table" then return nil end
   local head = encode_key_json(data.schema, item, key_head(data), ",")

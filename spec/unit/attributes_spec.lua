@@ -312,4 +312,17 @@ describe("the golden item of reference §4.9", function()
     assert.equal("\202\254", back.legacy_blob)
     assert.equal(set{ "x", "y" }, back.tags_)
   end)
+
+  it("reads names the schema does not declare as told: ignored, kept, or put aside", function()
+    local Thing = A.schema({ pk = A.Unicode{ hash_key = true }, sk = A.Number{ range_key = true } },
+      "Unknowns")
+    local wire = { pk = { S = "a" }, sk = { N = "1" }, extra = { N = "2" }, more = { SS = { "m" } } }
+    assert.same({ pk = "a", sk = 1 }, A.deserialize_item(Thing, wire))
+    assert.same({ pk = "a", sk = 1, extra = 2, more = set{ "m" } },
+      A.deserialize_item(Thing, wire, { unknown = "keep" }))
+    assert.same({ pk = "a", sk = 1, [A.EXTRA] = { extra = 2, more = set{ "m" } } },
+      A.deserialize_item(Thing, wire, { unknown = "aside" }))
+    local none = A.deserialize_item(Thing, { pk = { S = "a" }, sk = { N = "1" } }, { unknown = "aside" })
+    assert.is_nil(none[A.EXTRA])                           -- nothing aside: no table
+  end)
 end)

@@ -317,9 +317,8 @@ local function check_not_node(v, where)
   end
 end
 
--- The AttributeValue of v for the path p (through its attribute, or typed
--- dynamically when p has none); nil when the attribute calls v absent.
--- The AttributeValue of a value already known to be neither nil nor a node.
+-- The AttributeValue of v (known to be neither nil nor a node) for the path p (through its
+-- attribute, or typed dynamically when p has none); nil when the attribute calls v absent.
 local function value_av(p, v)
   local attr = p[ATTR]
   if attr then return attr:serialize(v, p[TEXT]) end
@@ -334,6 +333,7 @@ local function plain_av(p, v)
   return plain and plain(attr, v)
 end
 
+-- value_av of any v: nil and nodes refused, with where as the error's context.
 local function serialize(p, v, where)
   if v == nil then fail("%s: %s", where, NIL_HINT) end
   check_not_node(v, where)
