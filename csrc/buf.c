@@ -76,16 +76,33 @@ int lmdb_buf_printf(lmdb_buf *b, const char *fmt, ...) {
 }
 
 int lmdb_fmt_int64(char *buf, int64_t v) {
-  char tmp[24];
-  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  int n = 0, len = 0;
-  do {
-    tmp[n++] = (char)('0' + (int)(u % 10));
-    u /= 10;
-  } while (u);
-  if (v < 0) buf[len++] = '-';
-  while (n) buf[len++] = tmp[--n];
-  return len;
+  static const char pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, t = u;
+  int neg = v < 0, digits = 1;
+  char *p;
+  while (t >= 10) {                 /* the length first: the digits go straight to buf */
+    t /= 10;
+    digits++;
+  }
+  if (neg) buf[0] = '-';
+  p = buf + neg + digits;
+  while (u >= 100) {                /* two digits a step: half the divisions */
+    unsigned r = (unsigned)(u % 100);
+    u /= 100;
+    p -= 2;
+    p[0] = pairs[2 * r];
+    p[1] = pairs[2 * r + 1];
+  }
+  if (u >= 10) {
+    p[-2] = pairs[2 * u];
+    p[-1] = pairs[2 * u + 1];
+  } else {
+    p[-1] = (char)('0' + (int)u);
+  }
+  return neg + digits;
 }
 
 void lmdb_buf_reset(lmdb_buf *b) {

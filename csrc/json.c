@@ -365,23 +365,37 @@ int lmdb_utf8_valid(const char *s, size_t len) {
   return 1;
 }
 
+/* 1 for the bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char json_plain[256] = {
+#define P16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,     /* 0x00: control characters */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* 0x20: '"' */
+  P16, P16,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* 0x50: '\\' */
+  P16, P16                                      /* 0x80 up (0 here): UTF-8, checked below */
+#undef P16
+};
+
 int lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len) {
   static const char hexd[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)s, *end = p + len, *run;
   /* worst case every byte becomes \u00XX; reserve the common case up front */
-  if (lmdb_buf_reserve(b, len + 2) != 0)
+  if (b->cap - b->len <= len + 2 && lmdb_buf_reserve(b, len + 2) != 0)
     return -1;
-  b->data[b->len++] = '"';
   /* the common case, nothing to escape: one copy into the room reserved */
-  while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
+  while (p < end && json_plain[*p])
     p++;
   if (p == end) {
-    memcpy(b->data + b->len, s, len);
-    b->len += len;
-    b->data[b->len++] = '"';
-    b->data[b->len] = '\0';
+    char *d = b->data + b->len;
+    d[0] = '"';
+    memcpy(d + 1, s, len);
+    d[len + 1] = '"';
+    d[len + 2] = '\0';
+    b->len += len + 2;
     return 0;
   }
+  b->data[b->len++] = '"';
   run = (const unsigned char *)s;
   while (p < end) {
     unsigned c = *p;

@@ -975,8 +975,9 @@ typedef struct enc_field {
   int must;                  /* its absence makes the encoder give up */
   const char *name;          /* anchored in the plan's anchor table */
   size_t name_len;
-  const char *wire;          /* '"wire":', anchored too */
-  size_t wire_len;
+  const char *head;          /* ',"wire":' and the value's opening tag ('{"S":'; none for a
+                             ** hooked attribute, whose encode writes it all), in plan memory */
+  size_t head_len, tag_len;  /* the whole head's length, its tag's (the head's tail) */
   int name_slot, attr_slot;  /* the name's and the attribute's indexes in the anchor table */
   enc_level_plan *map;       /* a typed map's fields */
   struct enc_field *elem;    /* a list's elements */
@@ -1040,6 +1041,12 @@ static int plan_anchor(lua_State *L, enc_plan *p, int anchor) {
 
 static enc_level_plan *plan_level(lua_State *L, enc_plan *p, int anchor, int spec, int depth);
 
+/* The opening of each fast code's attribute value, written with its name (the hooked codes
+** have none: their encode gives the whole attribute value). */
+static const char *const enc_tags[] = {
+  "", "{\"S\":", "{\"N\":", "{\"BOOL\":", "{\"SS\":[", "{\"S\":", "{\"M\":", "{\"L\":["
+};
+
 static void plan_field(lua_State *L, enc_plan *p, int anchor, int entry, enc_field *f,
                        int depth) {
   int code;
@@ -1057,11 +1064,23 @@ static void plan_field(lua_State *L, enc_plan *p, int anchor, int entry, enc_fie
   f->name_slot = plan_anchor(L, p, anchor);
   lua_rawgeti(L, entry, 3);
   if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "lunamodb: encode_plan: a wire name is not a string");
-  f->wire = lua_tolstring(L, -1, &f->wire_len);
-  plan_anchor(L, p, anchor);
+  code = f->flags & 15;
+  {
+    size_t wlen, tlen = code < (int)(sizeof enc_tags / sizeof enc_tags[0]) ? strlen(enc_tags[code]) : 0;
+    const char *wire = lua_tolstring(L, -1, &wlen);
+    char *head;
+    if (wlen > 100000) luaL_error(L, "lunamodb: encode_plan: a wire name is too long");
+    head = (char *)plan_alloc(L, p, 1 + wlen + tlen + 1);
+    head[0] = ',';
+    memcpy(head + 1, wire, wlen);
+    memcpy(head + 1 + wlen, tlen ? enc_tags[code] : "", tlen);
+    f->head = head;
+    f->head_len = 1 + wlen + tlen;
+    f->tag_len = tlen;
+    lua_pop(L, 1);
+  }
   lua_rawgeti(L, entry, 5);
   f->attr_slot = plan_anchor(L, p, anchor);
-  code = f->flags & 15;
   if (code == DEC_MAP || code == DEC_LIST) {
     lua_rawgeti(L, entry, 4);
     if (!lua_istable(L, -1)) luaL_error(L, "lunamodb: encode_plan: a map or list has no sub spec");
@@ -1154,13 +1173,39 @@ typedef struct item_encoder {
 /* Pushes a hook's value (read when needed: most items need few of them). */
 #define HOOK(ie, h) lua_rawgeti((ie)->e->L, (ie)->anchor, (h) + 1)
 
-/* Appends without a call when the buffer has room (most appends here are a few bytes). */
+/* Copies n bytes without a call for n up to 16 (two overlapping moves), the size of most
+** pieces an item is written from. */
+static inline void copy_small(char *d, const char *s, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t a, z;
+    memcpy(&a, s, 8);
+    memcpy(&z, s + n - 8, 8);
+    memcpy(d, &a, 8);
+    memcpy(d + n - 8, &z, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t a, z;
+    memcpy(&a, s, 4);
+    memcpy(&z, s + n - 4, 4);
+    memcpy(d, &a, 4);
+    memcpy(d + n - 4, &z, 4);
+  } else if (n < 4) {
+    if (n) {
+      d[0] = s[0];
+      d[n - 1] = s[n - 1];
+      if (n == 3) d[1] = s[1];
+    }
+  } else {
+    memcpy(d, s, n);
+  }
+}
+
+/* Appends without a call when the buffer has room (most appends here are a few bytes). The
+** text is NUL-terminated once, when the item is done (encode_values). */
 static inline void enc_put(encoder *e, const char *s, size_t n) {
   lmdb_buf *b = e->out;
-  if (b->len + n < b->cap) {
-    memcpy(b->data + b->len, s, n);
+  if (b->cap - b->len > n) {
+    copy_small(b->data + b->len, s, n);
     b->len += n;
-    b->data[b->len] = '\0';
   } else if (lmdb_buf_append(b, s, n) != 0) {
     encode_error(e, "not enough memory");
   }
@@ -1266,10 +1311,17 @@ static int enc_string(item_encoder *ie, int idx, int nonempty) {
 }
 
 /* Writes the N text of the number at idx (quoted), or returns 0. */
+#define ENC_NUMBER_ROOM 48
 static int enc_number(item_encoder *ie, int idx) {
   lua_State *L = ie->e->L;
-  char tmp[40];
+  lmdb_buf *out = ie->e->out;
+  char *tmp;
   int n = -1, is_number = lua_type(L, idx) == LUA_TNUMBER;
+  /* the text is written in place (a copy from a scratch array written a byte at a time
+  ** stalls on store forwarding), and kept by moving the length */
+  if (out->cap - out->len <= ENC_NUMBER_ROOM && lmdb_buf_reserve(out, ENC_NUMBER_ROOM) != 0)
+    encode_error(ie->e, "not enough memory");
+  tmp = out->data + out->len;
   if (is_number) {
 #ifndef LMDB_NO_INTEGERS
     /* an integer, or a float with an integer's value below 2^53: encode_number writes both
@@ -1295,8 +1347,8 @@ static int enc_number(item_encoder *ie, int idx) {
     ** it (it spells such numbers out, or refuses them) */
     double v = (double)lua_tonumber(L, idx);
     if (v == v && v != HUGE_VAL && v != -HUGE_VAL) {
-      n = fmt_shortest(tmp + 1, sizeof tmp - 2, v);
-      if (n <= 0 || n >= (int)sizeof tmp - 2 || memchr(tmp + 1, 'e', (size_t)n)) {
+      n = fmt_shortest(tmp + 1, ENC_NUMBER_ROOM - 2, v);
+      if (n <= 0 || n >= ENC_NUMBER_ROOM - 2 || memchr(tmp + 1, 'e', (size_t)n)) {
         n = -1;
       } else {
         if (v == 0) {                         /* -0.0 */
@@ -1310,7 +1362,7 @@ static int enc_number(item_encoder *ie, int idx) {
     }
   }
   if (n > 0) {
-    enc_put(ie->e, tmp, (size_t)n);
+    out->len += (size_t)n;
     return 1;
   }
   HOOK(ie, H_ENCODE_NUMBER);
@@ -1344,9 +1396,10 @@ static int member_cmp(const void *a, const void *b) {
   return x->n < y->n ? -1 : x->n > y->n;
 }
 
-/* A string set: its members sorted bytewise, as set:items() gives them. Only a string set
-** maps its members to strings (a number set maps N texts to numbers, a binary set to
-** binaries), so string values are all it takes; no members: absent. */
+/* A string set's members, sorted bytewise as set:items() gives them, and its closing (the
+** caller wrote '{"SS":['). Only a string set maps its members to strings (a number set maps
+** N texts to numbers, a binary set to binaries), so string values are all it takes; no
+** members: absent. */
 static int enc_string_set(item_encoder *ie, int idx) {
   lua_State *L = ie->e->L;
   set_member small[16], *m = small;
@@ -1392,7 +1445,6 @@ static int enc_string_set(item_encoder *ie, int idx) {
   } else {
     qsort(m, i, sizeof *m, member_cmp);
   }
-  ENC_LIT(ie->e, "{\"SS\":[");
   for (k = 0; k < i; k++) {
     if (k) ENC_LIT(ie->e, ",");
     if (lmdb_json_put_string(ie->e->out, m[k].s, m[k].n) != 0) return 0;
@@ -1402,16 +1454,16 @@ static int enc_string_set(item_encoder *ie, int idx) {
   return 1;
 }
 
+/* A datetime's text and the closing (the caller wrote '{"S":'). */
 static int enc_datetime(item_encoder *ie, int idx) {
   lua_State *L = ie->e->L;
-  char tmp[48];
+  char *tmp;
   int64_t sec, days, rem;
   lua_Integer usec;
   int y, mo, d, n;
   HOOK(ie, H_K_ISO);
   lua_rawget(L, idx);
   if (lua_type(L, -1) == LUA_TSTRING) {
-    ENC_LIT(ie->e, "{\"S\":");
     n = enc_string(ie, lua_gettop(L), 1);
     lua_pop(L, 1);
     ENC_LIT(ie->e, "}");
@@ -1431,41 +1483,51 @@ static int enc_datetime(item_encoder *ie, int idx) {
   rem = sec - days * 86400;
   lmdb_civil_from_days(days, &y, &mo, &d);
   if (y < 1 || y > 9999) return 0;
-  /* {"S":"YYYY-MM-DDTHH:MM:SS.ffffff+0000"} */
-  memcpy(tmp, "{\"S\":\"0000-00-00T00:00:00.000000+0000\"}", 39);
-  put2(tmp + 6, y / 100);
-  put2(tmp + 8, y % 100);
-  put2(tmp + 11, mo);
-  put2(tmp + 14, d);
-  put2(tmp + 17, (int)(rem / 3600));
-  put2(tmp + 20, (int)(rem % 3600 / 60));
-  put2(tmp + 23, (int)(rem % 60));
-  put2(tmp + 26, (int)(usec / 10000));
-  put2(tmp + 28, (int)(usec / 100 % 100));
-  put2(tmp + 30, (int)(usec % 100));
-  enc_put(ie->e, tmp, 39);
+  /* "YYYY-MM-DDTHH:MM:SS.ffffff+0000"}, in place (see enc_number) */
+  if (ie->e->out->cap - ie->e->out->len <= 34 && lmdb_buf_reserve(ie->e->out, 34) != 0)
+    encode_error(ie->e, "not enough memory");
+  tmp = ie->e->out->data + ie->e->out->len;
+  memcpy(tmp, "\"0000-00-00T00:00:00.000000+0000\"}", 34);
+  put2(tmp + 1, y / 100);
+  put2(tmp + 3, y % 100);
+  put2(tmp + 6, mo);
+  put2(tmp + 9, d);
+  put2(tmp + 12, (int)(rem / 3600));
+  put2(tmp + 15, (int)(rem % 3600 / 60));
+  put2(tmp + 18, (int)(rem % 60));
+  put2(tmp + 21, (int)(usec / 10000));
+  put2(tmp + 23, (int)(usec / 100 % 100));
+  put2(tmp + 25, (int)(usec % 100));
+  ie->e->out->len += 34;
   return 1;
 }
 
 static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals);
 static int enc_attr(item_encoder *ie, const enc_field *f, int idx);
 
-/* A list element at idx: lunamodb.null, or what enc_attr writes ({"NULL":true} for an
-** element it leaves absent). 0: give up. */
+/* A list element at idx: lunamodb.null, or its tag and what enc_attr writes
+** ({"NULL":true} for an element it leaves absent). 0: give up. */
 static int enc_element(item_encoder *ie, const enc_field *elem, int idx) {
   lua_State *L = ie->e->L;
+  size_t mark = ie->e->out->len;
   int r;
-  if (lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == JSON_NULL)
+  if (lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == JSON_NULL) {
     r = 2;
-  else
+  } else {
+    enc_put(ie->e, elem->head + elem->head_len - elem->tag_len, elem->tag_len);
     r = enc_attr(ie, elem, idx);
-  if (r == 2) ENC_LIT(ie->e, "{\"NULL\":true}");
+  }
+  if (r == 2) {
+    ie->e->out->len = mark;
+    ENC_LIT(ie->e, "{\"NULL\":true}");
+  }
   return r != 0;
 }
 
-/* A list: its elements in order. A list built in order is read in one traversal; one whose
-** elements the traversal gives out of order (in Lua's hash part) is read by index once its
-** keys are counted. Holes and other keys make it give up. */
+/* A list's elements in order and its closing (the caller wrote '{"L":['). A list built in
+** order is read in one traversal; one whose elements the traversal gives out of order (in
+** Lua's hash part) is read by index once its keys are counted. Holes and other keys make
+** it give up. */
 static int enc_list(item_encoder *ie, const enc_field *f, int idx) {
   lua_State *L = ie->e->L;
   lmdb_buf *out = ie->e->out;
@@ -1479,7 +1541,6 @@ static int enc_list(item_encoder *ie, const enc_field *f, int idx) {
   }
   mark = out->len;
   ie->e->depth++;
-  ENC_LIT(ie->e, "{\"L\":[");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     i++;
@@ -1494,7 +1555,6 @@ static int enc_list(item_encoder *ie, const enc_field *f, int idx) {
   }
   if (!in_order) {
     out->len = mark;
-    ENC_LIT(ie->e, "{\"L\":[");
     n = lua_rawlen(L, idx);
     lua_pushnil(L);
     while (lua_next(L, idx)) { lua_pop(L, 1); count++; }
@@ -1511,29 +1571,27 @@ static int enc_list(item_encoder *ie, const enc_field *f, int idx) {
   return 1;
 }
 
-/* The attribute value of the value at idx: 1 written, 2 absent (nothing
-** written), 0 give up. */
+/* The attribute value of the value at idx after its tag (which the caller wrote, from the
+** field's head): 1 written, 2 absent (the caller takes the tag back), 0 give up. */
 static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
   lua_State *L = ie->e->L;
   int r;
   switch (f->flags & 15) {
     case DEC_S:
       if (lua_type(L, idx) != LUA_TSTRING) return 0;
-      ENC_LIT(ie->e, "{\"S\":");
       if (!enc_string(ie, idx, f->flags & ENC_IS_KEY)) return 0;
       ENC_LIT(ie->e, "}");
       return 1;
     case DEC_N:
-      ENC_LIT(ie->e, "{\"N\":");
       if (!enc_number(ie, idx)) return 0;
       ENC_LIT(ie->e, "}");
       return 1;
     case DEC_BOOL:
       if (lua_type(L, idx) != LUA_TBOOLEAN) return 0;
       if (lua_toboolean(L, idx))
-        ENC_LIT(ie->e, "{\"BOOL\":true}");
+        ENC_LIT(ie->e, "true}");
       else
-        ENC_LIT(ie->e, "{\"BOOL\":false}");
+        ENC_LIT(ie->e, "false}");
       return 1;
     case DEC_SS:
       if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, ie->p->set_mt)) return 0;
@@ -1544,7 +1602,6 @@ static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
     case DEC_MAP:
       if (lua_type(L, idx) != LUA_TTABLE || lua_getmetatable(L, idx)) return 0;
       if (ie->e->depth >= 32) return 0;
-      ENC_LIT(ie->e, "{\"M\":");
       ie->e->depth++;
       r = enc_level(ie, f->map, idx);
       ie->e->depth--;
@@ -1571,14 +1628,13 @@ static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
   return 1;
 }
 
-/* One member ('"wire":value') for the value at v; 0: give up. */
+/* One member ('"wire":value') for the value at v, after a comma unless it is the first;
+** 0: give up. */
 static int enc_member(item_encoder *ie, const enc_field *f, int v, int *first) {
   lmdb_buf *out = ie->e->out;
-  size_t mark = out->len, start;
+  size_t mark = out->len, start = mark + !*first;
   int r;
-  if (!*first) ENC_LIT(ie->e, ",");
-  start = out->len;
-  enc_put(ie->e, f->wire, f->wire_len);
+  enc_put(ie->e, f->head + *first, f->head_len - *first);
   r = enc_attr(ie, f, v);
   if (r == 0) return 0;
   if (r == 2) {                                          /* absent: an empty set */
@@ -1616,6 +1672,7 @@ static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals) {
       lua_pop(L, 1);
     }
   } else {
+    int value = lua_gettop(L) + 2;                     /* where lua_next leaves each value */
     lua_pushnil(L);
     while (lua_next(L, vals)) {
       const enc_field *f = NULL;
@@ -1624,7 +1681,7 @@ static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals) {
         const char *name = lua_tolstring(L, -2, &len);
         f = plan_find(lp, name, len);
       }
-      if (f == NULL || !enc_member(ie, f, lua_gettop(L), &first)) return 0;
+      if (f == NULL || !enc_member(ie, f, value, &first)) return 0;
       must += f->must;
       lua_pop(L, 1);
     }
@@ -1676,6 +1733,10 @@ static int encode_values(lua_State *L, core_state *st, lmdb_buf *out, int values
   if (prefix.len) enc_put(e, prefix.ptr, prefix.len);
   ok = enc_level(&ie, p->top, values) && out->len - start - prefix.len <= ENC_MAX_JSON;
   if (ok && suffix.len) enc_put(e, suffix.ptr, suffix.len);
+  if (ok) {
+    if (lmdb_buf_reserve(out, 0) != 0) encode_error(e, "not enough memory");
+    out->data[out->len] = '\0';                        /* enc_put leaves it to the end */
+  }
   lua_settop(L, top);                                  /* a give-up leaves the stack as it is */
   if (!ok) {
     out->len = start;
