@@ -2330,29 +2330,106 @@ static int builder_key(lua_State *L, batch_builder *b, int table, const char *ke
 static const lmdb_str put_prefix = { "{\"PutRequest\":{\"Item\":", 22 };
 static const lmdb_str put_suffix = { "}}", 2 };
 
-static int builder_put(lua_State *L) {
-  batch_builder *b = check_builder(L);
+/* Queues a put of the item at item (a table) encoded with the plan at plan into the table
+** named at name: 1 queued, 0 the table has this item's key already, -1 the encoder does not
+** take the item (nothing queued either way). The builder's user value is pushed. */
+static int builder_put_at(lua_State *L, batch_builder *b, int builder, int item, int plan,
+                          int name) {
   size_t off = b->data.len, key_off = 0, key_len = 0;
-  int table, queued = 0;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 4);
-  lmdb_getuservalue(L, 1);                                                 /* 5 */
-  table = builder_table(L, b, 4, 5, 1);
+  int table, uv;
+  lmdb_getuservalue(L, builder);
+  uv = lua_gettop(L);
+  table = builder_table(L, b, name, uv, 1);
   builder_room(L, b);
-  if (encode_values(L, get_state(L), &b->data, 2, 3, put_prefix, put_suffix, &key_off,
+  if (encode_values(L, get_state(L), &b->data, item, plan, put_prefix, put_suffix, &key_off,
                     &key_len) && key_len > 0) {
     /* the key's text lies past the end of the data: it is copied before anything else */
-    queued = builder_key(L, b, table, b->data.data + key_off, key_len);
-    if (queued) {
-      builder_record(L, b, off, table, 0, 2, 5);
-      lua_pushboolean(L, 1);
+    if (builder_key(L, b, table, b->data.data + key_off, key_len)) {
+      builder_record(L, b, off, table, 0, item, uv);
       return 1;
     }
   }
   b->data.len = off;
   if (b->data.data) b->data.data[off] = '\0';
-  if (key_len > 0) lua_pushboolean(L, 0);
-  else lua_pushnil(L);
+  return key_len > 0 ? 0 : -1;
+}
+
+static int builder_put(lua_State *L) {
+  batch_builder *b = check_builder(L);
+  int r;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 4);
+  r = builder_put_at(L, b, 1, 2, 3, 4);
+  if (r < 0) lua_pushnil(L);
+  else lua_pushboolean(L, r);
+  return 1;
+}
+
+/*
+** core.batch_saver(add, duplicate, item_state, whole) -> save(batch, item): batch:save, whose
+** common case (a whole item of a class the batch has seen, which the encoder takes) runs
+** here without a Lua call. batch[1] maps an item metatable to its target { builder, plan,
+** table_name }; item_state[item] must be nil or whole. Anything else goes to
+** add(batch, item, "save", "batch:save"[, true when the encoder declined the item]); a
+** second write of one item to duplicate("batch:save", 2). Both are called from here, as the
+** Lua batch:save called them, so the levels of the errors they raise still name the user's
+** line.
+*/
+enum { SAVE_ADD = 4, SAVE_DUPLICATE, SAVE_ITEM_STATE, SAVE_WHOLE };
+
+static int batch_save(lua_State *L) {
+  int declined = 0;
+  lua_settop(L, 2);
+  lua_rawgeti(L, 1, 1);                                                    /* 3: targets */
+  if (lua_istable(L, 1) && lua_istable(L, 2) && lua_istable(L, 3) && lua_getmetatable(L, 2)) {
+    lua_rawget(L, 3);                                                      /* 4: target */
+    if (lua_istable(L, 4)) {
+      lua_pushvalue(L, 2);
+      lua_rawget(L, lua_upvalueindex(SAVE_ITEM_STATE));                    /* 5: state */
+      if (lua_isnil(L, 5) || lua_rawequal(L, 5, lua_upvalueindex(SAVE_WHOLE))) {
+        batch_builder *b;
+        int r;
+        lua_rawgeti(L, 4, 1);                                              /* 6: builder */
+        lua_rawgeti(L, 4, 2);                                              /* 7: plan */
+        lua_rawgeti(L, 4, 3);                                              /* 8: table name */
+        b = (batch_builder *)luaL_testudata(L, 6, MT_BATCH_BUILDER);
+        if (b != NULL && lua_type(L, 8) == LUA_TSTRING) {
+          r = builder_put_at(L, b, 6, 2, 7, 8);
+          if (r > 0) return 0;
+          if (r == 0) {
+            lua_pushvalue(L, lua_upvalueindex(SAVE_DUPLICATE));
+            lua_pushliteral(L, "batch:save");
+            lua_pushinteger(L, 2);
+            lua_call(L, 2, 0);
+            return 0;
+          }
+          declined = 1;
+        }
+      }
+    }
+  }
+  lua_pushvalue(L, lua_upvalueindex(SAVE_ADD));
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushliteral(L, "save");
+  lua_pushliteral(L, "batch:save");
+  lua_pushboolean(L, declined);
+  lua_call(L, 5, 0);
+  return 0;
+}
+
+static int core_batch_saver(lua_State *L) {
+  int i;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checkany(L, 4);
+  lua_settop(L, 4);
+  for (i = 1; i <= 3; i++)                      /* the module's upvalues, as every encoder */
+    lua_pushvalue(L, lua_upvalueindex(i));
+  for (i = 1; i <= 4; i++)
+    lua_pushvalue(L, i);
+  lua_pushcclosure(L, batch_save, 7);
   return 1;
 }
 
@@ -3460,6 +3537,7 @@ static const luaL_Reg core_functions[] = {
   {"paginate_next", core_paginate_next},
   {"batch_write_bodies", core_batch_write_bodies},
   {"batch_builder", core_batch_builder},
+  {"batch_saver", core_batch_saver},
   {"batch_get_bodies", core_batch_get_bodies},
   {"batch_unprocessed", core_batch_unprocessed},
   {"transact_body", core_transact_body},

@@ -26,6 +26,7 @@ local NATIVE = A.NATIVE
 
 local I = model._internal
 local M = {}
+local NOTHING = {}
 
 -- Misuse found below the public entry points is raised at the user's line:
 -- M.get <- Model:batch_get <- user is four frames above raise_misuse.
@@ -72,6 +73,8 @@ end
 ------------------------------------------------------------------ writes
 
 local Writer = {}
+local TARGETS = 1                     -- batch[TARGETS]: see M.writer
+local BUILDER, PLAN, TABLE = 1, 2, 3  -- a target's members the core's batch:save reads
 Writer.__index = Writer
 Writer.__name = "lunamodb.BatchWrite"
 
@@ -85,29 +88,26 @@ local function check_attempts(n, what)
   end
 end
 
-local reset
-
+-- The queue's tables come with the first write (target_of) and go at commit, so a batch
+-- costs what it holds: groups[client] (one per client, listed in order in the order of
+-- first use) holds a core batch builder with the requests for the core to pack, each with
+-- its item and key (the builder refuses a second write of one item and maps unprocessed
+-- requests back to their items); infos[table_name] is the table's model info;
+-- batch[TARGETS][class data] is where a class's items go, and [item metatable] too for a
+-- class whose whole items batch:save hands straight to the core (which reads them there).
 function M.writer(cls, opts)
-  opts = I.check_call_options(opts, WRITE_OPTIONS, "batch_write")
-  local n = opts.max_attempts
-  check_attempts(n, "batch_write")
-  if opts.ignore_version ~= nil and type(opts.ignore_version) ~= "boolean" then
-    error("lunamodb: batch_write: ignore_version must be a boolean", 0)
+  local n, ignore_version
+  if opts ~= nil then
+    opts = I.check_call_options(opts, WRITE_OPTIONS, "batch_write")
+    n, ignore_version = opts.max_attempts, opts.ignore_version
+    check_attempts(n, "batch_write")
+    if ignore_version ~= nil and type(ignore_version) ~= "boolean" then
+      error("lunamodb: batch_write: ignore_version must be a boolean", 0)
+    end
   end
   if cls ~= nil and not I.classes[cls] then error("lunamodb: not a model class", 0) end
-  local self = setmetatable({ cls = cls, max_attempts = n or M.MAX_ATTEMPTS,
-    ignore_version = opts.ignore_version }, Writer)
-  return reset(self)
-end
-
--- Empties the queue: groups (one per client, in order of first use) hold a core batch
--- builder with the requests for the core to pack, each with its item and key (the builder
--- refuses a second write of one item and maps unprocessed requests back to their items);
--- infos[table_name] is the table's model info. plain[item metatable] is the target of a
--- class whose whole items batch:save hands straight to the core.
-reset = function(self)
-  self.groups, self.order, self.targets, self.infos, self.plain = {}, {}, {}, {}, {}
-  return self
+  return setmetatable({ false, cls = cls, max_attempts = n or M.MAX_ATTEMPTS,
+    ignore_version = ignore_version }, Writer)
 end
 
 -- A key's identity in a batch: the Key map's JSON, hash then range. key is a wire Key (or a
@@ -128,21 +128,25 @@ local function target_of(self, data, what)
     error(format("lunamodb: %s: this batch writes %s items, not %s items", what,
       I.classes[self.cls].display, data.display), 4)
   end
+  local targets = self[TARGETS]
+  if not targets then
+    targets = {}
+    self[TARGETS], self.groups, self.order, self.infos = targets, {}, {}, {}
+  end
   local root = I.classes[data.root]
   local client = I.client_of(data)
-  local group = self.groups[client]
-  if not group then
-    group = { client = client, builder = core.batch_builder() }
-    self.groups[client] = group
+  local builder = self.groups[client]
+  if not builder then
+    builder = core.batch_builder()
+    self.groups[client] = builder
     self.order[#self.order + 1] = client
   end
   local name = root.table_name
   self.infos[name] = root.info
-  local target = { table_name = name, builder = group.builder,
-    info = root.info, plan = A.encode_plan(data.schema),
+  local target = { builder, A.encode_plan(data.schema), name, info = root.info,
     versioned = data.info.version and not self.ignore_version }
-  self.targets[data] = target
-  if not target.versioned then self.plain[data.item_mt] = target end
+  targets[data] = target
+  if not target.versioned then targets[data.item_mt] = target end
   return target
 end
 
@@ -166,8 +170,8 @@ local function add(self, item, op, what, declined)
   if not data then
     error(format("lunamodb: %s: expected an item of a model (got %s)", what, type(item)), 3)
   end
-  local target = self.targets[data] or target_of(self, data, what)
-  local builder, name = target.builder, target.table_name
+  local target = self[TARGETS] and self[TARGETS][data] or target_of(self, data, what)
+  local builder, name = target[BUILDER], target[TABLE]
   local item_text, queued
   if op == "save" then
     if target.versioned then
@@ -176,7 +180,7 @@ local function add(self, item, op, what, declined)
     end
     -- the stored version stays the item's own: a batch neither checks nor moves it
     local fast, state = put_whole(data, item, what, 4)
-    if fast and not declined then queued = builder:put(item, target.plan, name) end
+    if fast and not declined then queued = builder:put(item, target[PLAN], name) end
     if queued == nil then item_text = put_item_text(data, item, state, 4) end
   end
   if queued == nil then
@@ -193,21 +197,11 @@ local function add(self, item, op, what, declined)
   if not queued then duplicate(what, 3) end
 end
 
--- batch:save(item) / batch:delete(item): queued until commit. A whole item of a class
--- already seen goes straight to the core's encoder; anything else, and any item the
--- encoder does not take, through add.
-function Writer:save(item)
-  local target = self.plain[getmetatable(item)]
-  local state = target and item_state[item]
-  if target and (state == nil or state == WHOLE) then
-    local queued = target.builder:put(item, target.plan, target.table_name)
-    if queued then return end
-    if queued == false then duplicate("batch:save", 2) end
-    add(self, item, "save", "batch:save", true)      -- not a tail call: add raises at level 3
-    return
-  end
-  add(self, item, "save", "batch:save")
-end
+-- batch:save(item) / batch:delete(item): queued until commit. batch:save is the core's: a
+-- whole item of a class already seen goes straight to its encoder; anything else, and any
+-- item the encoder does not take, through add (which it calls as this file would, so add
+-- raises at the user's line).
+Writer.save = core.batch_saver(add, duplicate, item_state, WHOLE)
 function Writer:delete(item) add(self, item, "delete", "batch:delete") end
 
 -- The operations an unprocessed BatchWriteItem body (from builder's bodies) stands for.
@@ -232,20 +226,20 @@ end
 -- sends of each body, with backoff), and err.cause the call error if any.
 function Writer:commit()
   local unprocessed, cause = {}, nil
-  for _, client in ipairs(self.order) do
-    local group = self.groups[client]
-    local bodies = group.builder:bodies()
+  for _, client in ipairs(self.order or NOTHING) do
+    local builder = self.groups[client]
+    local bodies = builder:bodies()
     for _, body in ipairs(bodies) do
       local ok, err, left = send(client, "BatchWriteItem", "write", body, self.max_attempts)
       if not ok then cause = cause or err end
       if left then
-        for _, op in ipairs(unprocessed_ops(self, group.builder, left)) do
+        for _, op in ipairs(unprocessed_ops(self, builder, left)) do
           unprocessed[#unprocessed + 1] = op
         end
       end
     end
   end
-  reset(self)
+  self[TARGETS], self.groups, self.order, self.infos = false, nil, nil, nil   -- emptied
   if #unprocessed > 0 or cause then
     return nil, errors.new {
       kind = cause and cause.kind or "model", operation = "BatchWriteItem",

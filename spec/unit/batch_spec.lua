@@ -186,15 +186,19 @@ describe("batch_write requests", function()
     assert.equal(0, srv:count())
     assert.is_true(b:commit())
     assert.same({ { RequestItems = { users = { put(1), put(2), put(3), del(4) } } } }, bodies(srv))
-    -- committed: the batch is empty again
+    -- committed: the batch is empty again, and takes new writes (the same items too)
     assert.is_true(b:commit())
     assert.equal(1, srv:count())
+    for _, u in ipairs(users(User, 1, 2)) do b:save(u) end
+    assert.is_true(b:commit())
+    assert.equal(2, srv:count())
+    assert.same({ RequestItems = { users = { put(1), put(2) } } }, bodies(srv)[2])
     -- and lunamodb.batch_write() the same
     local any = lunamodb.batch_write()
     any:save(User.new{ id = uid(9), n = 9 })
-    assert.equal(1, srv:count())
+    assert.equal(2, srv:count())
     assert.is_true(any:commit())
-    assert.same({ RequestItems = { users = { put(9) } } }, bodies(srv)[2])
+    assert.same({ RequestItems = { users = { put(9) } } }, bodies(srv)[3])
   end)
 
   it("items of two models sharing a client go in shared bodies, each table in call order", function()
