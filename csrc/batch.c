@@ -572,7 +572,9 @@ long lmdb_keyset_add(lmdb_keyset *ks, int tag, const char *key, size_t len) {
   e->len = len;
   e->hash = hash;
   e->tag = tag;
-  if (lmdb_buf_append(&ks->text, key, len) != 0)
+  /* room for a batch's worth of keys at once: tens of bytes each */
+  if ((ks->text.cap == 0 && lmdb_buf_reserve(&ks->text, 32 * (len + 8)) != 0) ||
+      lmdb_buf_append(&ks->text, key, len) != 0)
     return -2;
   ks->slots[slot] = (uint32_t)(ks->n + 1);
   return (long)ks->n++;

@@ -2341,6 +2341,9 @@ static int builder_put_at(lua_State *L, batch_builder *b, int builder, int item,
   uv = lua_gettop(L);
   table = builder_table(L, b, name, uv, 1);
   builder_room(L, b);
+  /* a batch is tens of items of hundreds of bytes: start past the first few doublings */
+  if (b->data.cap == 0 && lmdb_buf_reserve(&b->data, 4096) != 0)
+    luaL_error(L, "lunamodb: batch_builder: not enough memory");
   if (encode_values(L, get_state(L), &b->data, item, plan, put_prefix, put_suffix, &key_off,
                     &key_len) && key_len > 0) {
     /* the key's text lies past the end of the data: it is copied before anything else */
