@@ -366,7 +366,7 @@ int lmdb_utf8_valid(const char *s, size_t len) {
 }
 
 /* 1 for the bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
-static const unsigned char json_plain[256] = {
+const unsigned char lmdb_json_plain[256] = {
 #define P16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,     /* 0x00: control characters */
   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -384,7 +384,7 @@ int lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len) {
   if (b->cap - b->len <= len + 2 && lmdb_buf_reserve(b, len + 2) != 0)
     return -1;
   /* the common case, nothing to escape: one copy into the room reserved */
-  while (p < end && json_plain[*p])
+  while (p < end && lmdb_json_plain[*p])
     p++;
   if (p == end) {
     char *d = b->data + b->len;

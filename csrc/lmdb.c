@@ -975,6 +975,7 @@ typedef struct enc_field {
   int must;                  /* its absence makes the encoder give up */
   const char *name;          /* anchored in the plan's anchor table */
   size_t name_len;
+  const void *name_id;       /* the name's lua_topointer: one string object (see plan_level) */
   const char *head;          /* ',"wire":' and the value's opening tag ('{"S":'; none for a
                              ** hooked attribute, whose encode writes it all), in plan memory */
   size_t head_len, tag_len;  /* the whole head's length, its tag's (the head's tail) */
@@ -984,8 +985,9 @@ typedef struct enc_field {
 } enc_field;
 
 /* One level (the item, or a typed map): its fields, found by name through a hash of the
-** names' addresses (Lua interns the names a model's values use, so a name found in the
-** values is one pointer; long names that Lua 5.4 does not intern are compared by text). */
+** names' string objects (lua_topointer: Lua interns the names a model's values use, so a
+** name found in the values is the plan's own string; long names that Lua 5.4 does not
+** intern are compared by text). */
 struct enc_level_plan {
   enc_field *fields;
   int n, must, subset;
@@ -1028,7 +1030,7 @@ static void *plan_alloc(lua_State *L, enc_plan *p, size_t size) {
   return m;
 }
 
-static size_t name_hash(const char *s) {
+static size_t name_hash(const void *s) {
   uintptr_t a = (uintptr_t)s;
   return (size_t)((a >> 4) ^ (a >> 11));
 }
@@ -1061,6 +1063,7 @@ static void plan_field(lua_State *L, enc_plan *p, int anchor, int entry, enc_fie
   lua_rawgeti(L, entry, 2);
   if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "lunamodb: encode_plan: a name is not a string");
   f->name = lua_tolstring(L, -1, &f->name_len);
+  f->name_id = lua_topointer(L, -1);
   f->name_slot = plan_anchor(L, p, anchor);
   lua_rawgeti(L, entry, 3);
   if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "lunamodb: encode_plan: a wire name is not a string");
@@ -1116,20 +1119,26 @@ static enc_level_plan *plan_level(lua_State *L, enc_plan *p, int anchor, int spe
   lp->hmask = cap - 1;
   lp->slots = (int *)plan_alloc(L, p, cap * sizeof *lp->slots);
   for (i = 0; i < n; i++) {
-    size_t h = name_hash(lp->fields[i].name) & lp->hmask;
+    size_t h = name_hash(lp->fields[i].name_id) & lp->hmask;
     while (lp->slots[h]) h = (h + 1) & lp->hmask;
     lp->slots[h] = (int)i + 1;
   }
   return lp;
 }
 
-static const enc_field *plan_find(const enc_level_plan *lp, const char *s, size_t len) {
-  size_t h = name_hash(s) & lp->hmask;
+/* The field of the key at idx: by its string object, else (a long name Lua 5.4 did not
+** intern) by its text; NULL for a name the level does not declare or a key not a string. */
+static const enc_field *plan_find(lua_State *L, const enc_level_plan *lp, int idx) {
+  const void *id = lua_topointer(L, idx);
+  size_t h = name_hash(id) & lp->hmask, len;
+  const char *s;
   int k;
   while ((k = lp->slots[h]) != 0) {
-    if (lp->fields[k - 1].name == s) return &lp->fields[k - 1];
+    if (lp->fields[k - 1].name_id == id) return &lp->fields[k - 1];
     h = (h + 1) & lp->hmask;
   }
+  if (lua_type(L, idx) != LUA_TSTRING) return NULL;
+  s = lua_tolstring(L, idx, &len);
   for (k = 0; k < lp->n; k++)
     if (lp->fields[k].name_len == len && memcmp(lp->fields[k].name, s, len) == 0)
       return &lp->fields[k];
@@ -1628,19 +1637,50 @@ static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
   return 1;
 }
 
+/* The most common member, a string that needs no escaping, in one reserved write:
+** ',"wire":{"S":' '"' text '"}' (the comma unless first). 1 written, 0 not taken (the
+** value is not such a string: enc_attr writes it or gives up), -1 give up (an empty key). */
+static int enc_plain_string(item_encoder *ie, const enc_field *f, int v, int first) {
+  lua_State *L = ie->e->L;
+  lmdb_buf *out = ie->e->out;
+  size_t len, i, hl = f->head_len - (size_t)first;
+  const char *s;
+  char *d;
+  if (lua_type(L, v) != LUA_TSTRING) return 0;
+  s = lua_tolstring(L, v, &len);
+  if (len == 0 && (f->flags & ENC_IS_KEY)) return -1;
+  for (i = 0; i < len && lmdb_json_plain[(unsigned char)s[i]]; i++) {}
+  if (i < len) return 0;
+  if (out->cap - out->len <= hl + len + 3 && lmdb_buf_reserve(out, hl + len + 3) != 0)
+    encode_error(ie->e, "not enough memory");
+  d = out->data + out->len;
+  memcpy(d, f->head + first, hl);
+  d += hl;
+  *d++ = '"';
+  memcpy(d, s, len);
+  d += len;
+  *d++ = '"';
+  *d++ = '}';
+  out->len = (size_t)(d - out->data);
+  return 1;
+}
+
 /* One member ('"wire":value') for the value at v, after a comma unless it is the first;
 ** 0: give up. */
 static int enc_member(item_encoder *ie, const enc_field *f, int v, int *first) {
   lmdb_buf *out = ie->e->out;
   size_t mark = out->len, start = mark + !*first;
-  int r;
-  enc_put(ie->e, f->head + *first, f->head_len - *first);
-  r = enc_attr(ie, f, v);
-  if (r == 0) return 0;
-  if (r == 2) {                                          /* absent: an empty set */
-    if (!(f->flags & ENC_NULL_OK)) return 0;
-    out->len = mark;
-    return 1;
+  int r = (f->flags & 15) == DEC_S ? enc_plain_string(ie, f, v, *first) : 0;
+  if (r < 0) return 0;
+  if (r == 0) {
+    enc_put(ie->e, f->head + *first, f->head_len - *first);
+    r = enc_attr(ie, f, v);
+    if (r == 0) return 0;
+    if (r == 2) {                                        /* absent: an empty set */
+      if (!(f->flags & ENC_NULL_OK)) return 0;
+      out->len = mark;
+      return 1;
+    }
   }
   if (f->key_pos == 1 || f->key_pos == 2) {
     ie->key_at[f->key_pos - 1] = start;
@@ -1675,12 +1715,7 @@ static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals) {
     int value = lua_gettop(L) + 2;                     /* where lua_next leaves each value */
     lua_pushnil(L);
     while (lua_next(L, vals)) {
-      const enc_field *f = NULL;
-      if (lua_type(L, -2) == LUA_TSTRING) {
-        size_t len;
-        const char *name = lua_tolstring(L, -2, &len);
-        f = plan_find(lp, name, len);
-      }
+      const enc_field *f = plan_find(L, lp, value - 1);
       if (f == NULL || !enc_member(ie, f, value, &first)) return 0;
       must += f->must;
       lua_pop(L, 1);

@@ -172,6 +172,8 @@ int  lmdb_utf8_valid(const char *s, size_t len);
 /* Appends s as a JSON string literal (quotes included). -1 on OOM, -2 on
 ** invalid UTF-8 (JSON text must be valid UTF-8). */
 int  lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len);
+/* 1 for the bytes a JSON string holds as they are (printable ASCII but '"' and '\\') */
+extern const unsigned char lmdb_json_plain[256];
 
 /* ------------------------------------------------------- paginate.c */
 

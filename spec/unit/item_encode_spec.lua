@@ -125,6 +125,10 @@ describe("core.encode_item", function()
     refused { pk = "p", sk = 1e300 }                      -- over DynamoDB's range
     refused { pk = "p", sk = 5e-324 }                     -- under it
     refused { pk = "p", sk = 1, nope = 1 }                -- undeclared
+    refused { pk = "p", sk = 1, [("undeclared_and_longer_than_lua_interns_"):rep(2)] = 1 }
+    refused { pk = "p", sk = 1, [1] = "x" }               -- keys that are not names
+    refused { pk = "p", sk = 1, [true] = "x" }
+    refused { pk = "p", sk = 1, [{}] = "x" }
     refused { pk = "p", sk = 1, tags = lunamodb.set{ 1 } }
     refused { pk = "p", sk = 1, profile = { street = "x" } }
     refused { pk = "p", sk = 1, history = { 1, nil, 3 } }
