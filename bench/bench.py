@@ -65,19 +65,19 @@ RUNNERS = {
 ORDER = list(RUNNERS)
 LUNAMODB = ("lunamodb54", "lunamodbjit")
 
-# Calls per run, sized so a runner's timed sections of a run last about a second on a 2-core
-# machine (the peers are 10-50x slower per call, so they make fewer); the floor's and
-# lunamodb's are split into SLICES processes. Query/scan/batch calls carry 1000/100/25 items
-# each.
+# Calls per run, sized so a runner's timed sections of a run last half a second to a second on
+# a 2-core machine (the peers are 10-50x slower per call, so they make fewer); the floor's and
+# lunamodb's are split into SLICES processes, so a slice times a few hundred milliseconds at
+# least. Query/scan/batch calls carry 1000/100/25 items each.
 CALLS = {
     "canned": {
         "put": {"floor": 20000, "lunamodb": 10000, "peer": 1000},
         "get": {"floor": 20000, "lunamodb": 10000, "peer": 1000},
         "update": {"floor": 20000, "lunamodb": 10000, "peer": 1000},
-        "query": {"floor": 100, "lunamodb": 30, "peer": 10},
-        "scan": {"floor": 100, "lunamodb": 30, "peer": 10},
-        "batch_write": {"floor": 10000, "lunamodb": 1000, "peer": 100},
-        "batch_get": {"floor": 1000, "lunamodb": 200, "peer": 40},
+        "query": {"floor": 100, "lunamodb": 100, "peer": 10},
+        "scan": {"floor": 100, "lunamodb": 100, "peer": 10},
+        "batch_write": {"floor": 10000, "lunamodb": 4000, "peer": 100},
+        "batch_get": {"floor": 1000, "lunamodb": 400, "peer": 40},
     },
     # DynamoDB Local's own time dominates here: the same count for everyone.
     "ddb": {"put": 4000, "get": 4000, "update": 4000, "query": 40, "scan": 40,

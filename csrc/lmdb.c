@@ -1654,10 +1654,10 @@ static int enc_plain_string(item_encoder *ie, const enc_field *f, int v, int fir
   if (out->cap - out->len <= hl + len + 3 && lmdb_buf_reserve(out, hl + len + 3) != 0)
     encode_error(ie->e, "not enough memory");
   d = out->data + out->len;
-  memcpy(d, f->head + first, hl);
+  copy_small(d, f->head + first, hl);
   d += hl;
   *d++ = '"';
-  memcpy(d, s, len);
+  copy_small(d, s, len);
   d += len;
   *d++ = '"';
   *d++ = '}';
