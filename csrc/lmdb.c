@@ -1319,13 +1319,13 @@ static int enc_string(item_encoder *ie, int idx, int nonempty) {
   return rc == 0;
 }
 
-/* Writes the N text of the number at idx (quoted), or returns 0. */
+/* Writes the N text of the number at idx (quoted; type: its lua_type), or returns 0. */
 #define ENC_NUMBER_ROOM 48
-static int enc_number(item_encoder *ie, int idx) {
+static int enc_number(item_encoder *ie, int idx, int type) {
   lua_State *L = ie->e->L;
   lmdb_buf *out = ie->e->out;
   char *tmp;
-  int n = -1, is_number = lua_type(L, idx) == LUA_TNUMBER;
+  int n = -1, is_number = type == LUA_TNUMBER;
   /* the text is written in place (a copy from a scratch array written a byte at a time
   ** stalls on store forwarding), and kept by moving the length */
   if (out->cap - out->len <= ENC_NUMBER_ROOM && lmdb_buf_reserve(out, ENC_NUMBER_ROOM) != 0)
@@ -1512,19 +1512,19 @@ static int enc_datetime(item_encoder *ie, int idx) {
 }
 
 static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals);
-static int enc_attr(item_encoder *ie, const enc_field *f, int idx);
+static int enc_attr(item_encoder *ie, const enc_field *f, int idx, int type);
 
 /* A list element at idx: lunamodb.null, or its tag and what enc_attr writes
 ** ({"NULL":true} for an element it leaves absent). 0: give up. */
 static int enc_element(item_encoder *ie, const enc_field *elem, int idx) {
   lua_State *L = ie->e->L;
   size_t mark = ie->e->out->len;
-  int r;
-  if (lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == JSON_NULL) {
+  int r, type = lua_type(L, idx);
+  if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == JSON_NULL) {
     r = 2;
   } else {
     enc_put(ie->e, elem->head + elem->head_len - elem->tag_len, elem->tag_len);
-    r = enc_attr(ie, elem, idx);
+    r = enc_attr(ie, elem, idx, type);
   }
   if (r == 2) {
     ie->e->out->len = mark;
@@ -1537,12 +1537,12 @@ static int enc_element(item_encoder *ie, const enc_field *elem, int idx) {
 ** order is read in one traversal; one whose elements the traversal gives out of order (in
 ** Lua's hash part) is read by index once its keys are counted. Holes and other keys make
 ** it give up. */
-static int enc_list(item_encoder *ie, const enc_field *f, int idx) {
+static int enc_list(item_encoder *ie, const enc_field *f, int idx, int type) {
   lua_State *L = ie->e->L;
   lmdb_buf *out = ie->e->out;
   size_t mark, i = 0, n, count = 0;
   int in_order = 1;
-  if (lua_type(L, idx) != LUA_TTABLE || ie->e->depth >= 32) return 0;
+  if (type != LUA_TTABLE || ie->e->depth >= 32) return 0;
   if (lua_getmetatable(L, idx)) {
     int ok = lua_rawequal(L, -1, ie->e->array_mt);
     lua_pop(L, 1);
@@ -1580,36 +1580,37 @@ static int enc_list(item_encoder *ie, const enc_field *f, int idx) {
   return 1;
 }
 
-/* The attribute value of the value at idx after its tag (which the caller wrote, from the
-** field's head): 1 written, 2 absent (the caller takes the tag back), 0 give up. */
-static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
+/* The attribute value of the value at idx (type: its lua_type) after its tag (which the
+** caller wrote, from the field's head): 1 written, 2 absent (the caller takes the tag back),
+** 0 give up. */
+static int enc_attr(item_encoder *ie, const enc_field *f, int idx, int type) {
   lua_State *L = ie->e->L;
   int r;
   switch (f->flags & 15) {
     case DEC_S:
-      if (lua_type(L, idx) != LUA_TSTRING) return 0;
+      if (type != LUA_TSTRING) return 0;
       if (!enc_string(ie, idx, f->flags & ENC_IS_KEY)) return 0;
       ENC_LIT(ie->e, "}");
       return 1;
     case DEC_N:
-      if (!enc_number(ie, idx)) return 0;
+      if (!enc_number(ie, idx, type)) return 0;
       ENC_LIT(ie->e, "}");
       return 1;
     case DEC_BOOL:
-      if (lua_type(L, idx) != LUA_TBOOLEAN) return 0;
+      if (type != LUA_TBOOLEAN) return 0;
       if (lua_toboolean(L, idx))
         ENC_LIT(ie->e, "true}");
       else
         ENC_LIT(ie->e, "false}");
       return 1;
     case DEC_SS:
-      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, ie->p->set_mt)) return 0;
+      if (type != LUA_TTABLE || !has_metatable(ie, idx, ie->p->set_mt)) return 0;
       return enc_string_set(ie, idx);
     case DEC_DATETIME:
-      if (lua_type(L, idx) != LUA_TTABLE || !has_metatable(ie, idx, ie->p->dt_mt)) return 0;
+      if (type != LUA_TTABLE || !has_metatable(ie, idx, ie->p->dt_mt)) return 0;
       return enc_datetime(ie, idx);
     case DEC_MAP:
-      if (lua_type(L, idx) != LUA_TTABLE || lua_getmetatable(L, idx)) return 0;
+      if (type != LUA_TTABLE || lua_getmetatable(L, idx)) return 0;
       if (ie->e->depth >= 32) return 0;
       ie->e->depth++;
       r = enc_level(ie, f->map, idx);
@@ -1618,7 +1619,7 @@ static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
       ENC_LIT(ie->e, "}");
       return 1;
     case DEC_LIST:
-      return enc_list(ie, f, idx);
+      return enc_list(ie, f, idx, type);
     default:
       break;
   }
@@ -1640,13 +1641,14 @@ static int enc_attr(item_encoder *ie, const enc_field *f, int idx) {
 /* The most common member, a string that needs no escaping, in one reserved write:
 ** ',"wire":{"S":' '"' text '"}' (the comma unless first). 1 written, 0 not taken (the
 ** value is not such a string: enc_attr writes it or gives up), -1 give up (an empty key). */
-static int enc_plain_string(item_encoder *ie, const enc_field *f, int v, int first) {
+static int enc_plain_string(item_encoder *ie, const enc_field *f, int v, int type,
+                            int first) {
   lua_State *L = ie->e->L;
   lmdb_buf *out = ie->e->out;
   size_t len, i, hl = f->head_len - (size_t)first;
   const char *s;
   char *d;
-  if (lua_type(L, v) != LUA_TSTRING) return 0;
+  if (type != LUA_TSTRING) return 0;
   s = lua_tolstring(L, v, &len);
   if (len == 0 && (f->flags & ENC_IS_KEY)) return -1;
   for (i = 0; i < len && lmdb_json_plain[(unsigned char)s[i]]; i++) {}
@@ -1670,11 +1672,12 @@ static int enc_plain_string(item_encoder *ie, const enc_field *f, int v, int fir
 static int enc_member(item_encoder *ie, const enc_field *f, int v, int *first) {
   lmdb_buf *out = ie->e->out;
   size_t mark = out->len, start = mark + !*first;
-  int r = (f->flags & 15) == DEC_S ? enc_plain_string(ie, f, v, *first) : 0;
+  int type = lua_type(ie->e->L, v);
+  int r = (f->flags & 15) == DEC_S ? enc_plain_string(ie, f, v, type, *first) : 0;
   if (r < 0) return 0;
   if (r == 0) {
     enc_put(ie->e, f->head + *first, f->head_len - *first);
-    r = enc_attr(ie, f, v);
+    r = enc_attr(ie, f, v, type);
     if (r == 0) return 0;
     if (r == 2) {                                        /* absent: an empty set */
       if (!(f->flags & ENC_NULL_OK)) return 0;
