@@ -15,6 +15,18 @@ enum {
 };
 enum { IN_OBJECT = 'o', IN_ARRAY = 'a' };
 
+/* 1 for the bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
+const unsigned char lmdb_json_plain[256] = {
+#define P16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,     /* 0x00: control characters */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* 0x20: '"' */
+  P16, P16,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* 0x50: '\\' */
+  P16, P16                                      /* 0x80 up (0 here): UTF-8, checked below */
+#undef P16
+};
+
 void lmdb_json_lexer_init(lmdb_json_lexer *lx, const char *text, size_t len, int max_depth) {
   lmdb_buf keep = lx->scratch;                  /* reused across texts */
   memset(lx, 0, sizeof *lx);
@@ -106,6 +118,8 @@ static lmdb_json_token lex_string(lmdb_json_lexer *lx) {
   int copied = 0;
   for (;;) {
     unsigned c;
+    while (p < end && lmdb_json_plain[*p])        /* the bulk of a string: plain ASCII */
+      p++;
     if (p >= end) { lx->p = (const char *)p; return fail(lx, "unterminated string"); }
     c = *p;
     if (c == '"') {
@@ -328,6 +342,11 @@ lmdb_json_token lmdb_json_next(lmdb_json_lexer *lx) {
   }
 }
 
+void lmdb_json_close_object(lmdb_json_lexer *lx, const char *close) {
+  lx->p = close;
+  pop(lx, LMDB_JSON_OBJECT_END);
+}
+
 const char *lmdb_json_value_start(const lmdb_json_lexer *lx) {
   const char *p = lx->p;
   while (p < lx->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
@@ -365,17 +384,6 @@ int lmdb_utf8_valid(const char *s, size_t len) {
   return 1;
 }
 
-/* 1 for the bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
-const unsigned char lmdb_json_plain[256] = {
-#define P16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,     /* 0x00: control characters */
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* 0x20: '"' */
-  P16, P16,
-  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* 0x50: '\\' */
-  P16, P16                                      /* 0x80 up (0 here): UTF-8, checked below */
-#undef P16
-};
 
 int lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len) {
   static const char hexd[] = "0123456789abcdef";

@@ -642,6 +642,42 @@ static int expect_object_end(item_decoder *d, int r) {
 
 /* One attribute value (its first token t) with the entry at stack index
 ** entry: pushes the value (1), nothing for NULL (DEC_ABSENT), or 0. */
+/* The attribute values most items are made of, read straight from the text as DynamoDB
+** writes them: {"S":"text"} and {"N":"digits"} with nothing to unescape, {"BOOL":true}.
+** lx is just past the '{'. 1: the value pushed and the object read; 0: not such a value,
+** nothing read (the lexer reads it, and reports what is wrong). */
+static int dec_plain(item_decoder *d, int code) {
+  lmdb_json_lexer *lx = d->lx;
+  const unsigned char *p = (const unsigned char *)lx->p, *end = (const unsigned char *)lx->end;
+  const unsigned char *s, *q;
+  if (code == DEC_BOOL) {
+    if (end - p >= 12 && memcmp(p, "\"BOOL\":true}", 12) == 0) {
+      lua_pushboolean(d->L, 1);
+      lmdb_json_close_object(lx, (const char *)p + 11);
+      return 1;
+    }
+    if (end - p >= 13 && memcmp(p, "\"BOOL\":false}", 13) == 0) {
+      lua_pushboolean(d->L, 0);
+      lmdb_json_close_object(lx, (const char *)p + 12);
+      return 1;
+    }
+    return 0;
+  }
+  if (end - p < 7 || p[0] != '"' || p[1] != (code == DEC_S ? 'S' : 'N') || p[2] != '"' ||
+      p[3] != ':' || p[4] != '"')
+    return 0;
+  s = q = p + 5;
+  while (q < end && lmdb_json_plain[*q]) q++;
+  if (end - q < 2 || q[0] != '"' || q[1] != '}') return 0;
+  if (code == DEC_S) {
+    lua_pushlstring(d->L, (const char *)s, (size_t)(q - s));
+  } else if (!dec_number_fast(d->L, (const char *)s, (size_t)(q - s))) {
+    return 0;                                  /* the number hook's, through the lexer */
+  }
+  lmdb_json_close_object(lx, (const char *)q + 1);
+  return 1;
+}
+
 static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
   lua_State *L = d->L;
   lmdb_json_lexer *lx = d->lx;
@@ -649,13 +685,14 @@ static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
   char letter[8];
   size_t llen;
   if (t != LMDB_JSON_OBJECT_START) return 0;
+  lua_rawgeti(L, entry, 1);
+  code = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if ((code == DEC_S || code == DEC_N || code == DEC_BOOL) && dec_plain(d, code)) return 1;
   if (lmdb_json_next(lx) != LMDB_JSON_STRING || lx->tok.len >= sizeof letter) return 0;
   llen = lx->tok.len;
   memcpy(letter, lx->tok.ptr, llen);
   letter[llen] = '\0';
-  lua_rawgeti(L, entry, 1);
-  code = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
   t = lmdb_json_next(lx);
   if (code != DEC_FALLBACK && strcmp(letter, "NULL") == 0 && t == LMDB_JSON_TRUE)
     return expect_object_end(d, DEC_ABSENT);

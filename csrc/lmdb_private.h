@@ -163,6 +163,9 @@ void lmdb_json_lexer_free(lmdb_json_lexer *lx);
 /* Where the value after a key starts (the first non-blank byte at or after
 ** the lexer's position): raw JSON is copied from there. */
 const char *lmdb_json_value_start(const lmdb_json_lexer *lx);
+/* The caller read the object just opened (OBJECT_START returned) itself, up to its '}' at
+** close: the lexer goes on past it, as if OBJECT_END had been returned. */
+void lmdb_json_close_object(lmdb_json_lexer *lx, const char *close);
 /* Consumes the rest of the value whose first token is t. 0, or -1 on a
 ** lexer error or a token no value starts with. */
 int  lmdb_json_skip(lmdb_json_lexer *lx, lmdb_json_token t);
