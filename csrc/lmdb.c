@@ -597,7 +597,7 @@ static int dec_datetime(const char *s, size_t n, int64_t *sec, int *usec) {
 }
 
 static int dec_object(item_decoder *d, int spec);
-static int dec_attr(item_decoder *d, int entry, lmdb_json_token t);
+static int dec_attr(item_decoder *d, int entry, int code, lmdb_json_token t);
 
 /* The rest of an attribute value whose first member (letter, then its value
 ** token t) was read already, as a generic table; then hooks.fallback(attr,
@@ -678,16 +678,13 @@ static int dec_plain(item_decoder *d, int code) {
   return 1;
 }
 
-static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
+static int dec_attr(item_decoder *d, int entry, int code, lmdb_json_token t) {
   lua_State *L = d->L;
   lmdb_json_lexer *lx = d->lx;
-  int code, r = 1;
+  int r = 1;
   char letter[8];
   size_t llen;
   if (t != LMDB_JSON_OBJECT_START) return 0;
-  lua_rawgeti(L, entry, 1);
-  code = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
   if ((code == DEC_S || code == DEC_N || code == DEC_BOOL) && dec_plain(d, code)) return 1;
   if (lmdb_json_next(lx) != LMDB_JSON_STRING || lx->tok.len >= sizeof letter) return 0;
   llen = lx->tok.len;
@@ -774,18 +771,21 @@ static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
       lua_remove(L, r ? -2 : -1);
       return expect_object_end(d, r);
     case DEC_LIST: {
-      int i = 0, elem;
+      int i = 0, elem, elem_code;
       if (strcmp(letter, "L") || t != LMDB_JSON_ARRAY_START) break;
       luaL_checkstack(L, 8, "lunamodb: nesting too deep");
       lua_rawgeti(L, entry, 3);
       elem = lua_gettop(L);
+      lua_rawgeti(L, elem, 1);
+      elem_code = (int)lua_tointeger(L, -1);
+      lua_pop(L, 1);
       lua_createtable(L, 4, 0);
       lua_pushvalue(L, d->array_mt);
       lua_setmetatable(L, -2);
       for (;;) {
         t = lmdb_json_next(lx);
         if (t == LMDB_JSON_ARRAY_END) break;
-        r = dec_attr(d, elem, t);
+        r = dec_attr(d, elem, elem_code, t);
         if (r == 0) { lua_pop(L, 2); return 0; }
         if (r == DEC_ABSENT) dec_hook(d, DH_NULL);
         lua_rawseti(L, -2, ++i);
@@ -801,12 +801,107 @@ static int dec_attr(item_decoder *d, int entry, lmdb_json_token t) {
 
 /* A map level (an item or a typed map) whose OBJECT_START was read: pushes the
 ** table of its values. Returns 1, or 0 with nothing pushed. */
+/* A level's names indexed by their bytes, built on the level's first decode and kept at
+** spec[DEC_INDEX]: a name read from the text is found without a Lua string made for it,
+** with its entry (anchored in the index's user value, at slot) and its code. */
+#define MT_DEC_INDEX "lunamodb.decode_index"
+#define DEC_INDEX 3
+
+typedef struct dec_field {
+  const char *wire;          /* the spec's key (anchored in the user value too) */
+  size_t len;
+  int code, slot;
+} dec_field;
+
+typedef struct dec_index {
+  int n;
+  size_t mask;
+  dec_field *fields;         /* n of them, then mask + 1 slots (field + 1; 0 empty) */
+  int *slots;
+} dec_index;
+
+static size_t dec_hash(const char *s, size_t n) {
+  size_t h = 2166136261u ^ n, i;
+  for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h;
+}
+
+/* Pushes the index of the level spec (a table) and its user value; builds it the first
+** time. Returns the index. */
+static dec_index *dec_index_of(lua_State *L, int spec) {
+  dec_index *x;
+  int n = 0, uv;
+  size_t cap = 4, bytes;
+  lua_rawgeti(L, spec, DEC_INDEX);
+  x = (dec_index *)luaL_testudata(L, -1, MT_DEC_INDEX);
+  if (x != NULL) {
+    lmdb_getuservalue(L, -1);
+    return x;
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, spec)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) n++;
+  }
+  if (n > 100000) luaL_error(L, "lunamodb: decode_items: too many attributes");
+  while (cap < 2 * (size_t)n) cap *= 2;
+  bytes = sizeof *x + (size_t)n * sizeof(dec_field) + cap * sizeof(int);
+  x = (dec_index *)lua_newuserdatauv(L, bytes, 1);
+  memset(x, 0, bytes);
+  x->fields = (dec_field *)(void *)(x + 1);
+  x->slots = (int *)(void *)(x->fields + n);
+  x->mask = cap - 1;
+  luaL_setmetatable(L, MT_DEC_INDEX);
+  lua_createtable(L, 2 * n, 0);
+  uv = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, spec)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1) && x->n < n) {
+      dec_field *f = &x->fields[x->n];
+      size_t h;
+      f->wire = lua_tolstring(L, -2, &f->len);
+      lua_rawgeti(L, -1, 1);
+      f->code = (int)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      f->slot = 2 * x->n + 1;
+      lua_rawseti(L, uv, f->slot);                    /* the entry */
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, uv, f->slot + 1);                /* its name, which f->wire points into */
+      h = dec_hash(f->wire, f->len) & x->mask;
+      while (x->slots[h]) h = (h + 1) & x->mask;
+      x->slots[h] = ++x->n;
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lmdb_setuservalue(L, -2);                           /* pops uv */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, spec, DEC_INDEX);
+  lmdb_getuservalue(L, -1);
+  return x;
+}
+
+static const dec_field *dec_index_find(const dec_index *x, const char *s, size_t n) {
+  size_t h = dec_hash(s, n) & x->mask;
+  int k;
+  while ((k = x->slots[h]) != 0) {
+    const dec_field *f = &x->fields[k - 1];
+    if (f->len == n && memcmp(f->wire, s, n) == 0) return f;
+    h = (h + 1) & x->mask;
+  }
+  return NULL;
+}
+
 static int dec_object(item_decoder *d, int spec) {
   lua_State *L = d->L;
   lmdb_json_lexer *lx = d->lx;
-  int out, keep, aside, r;
+  int out, keep, aside, r, uv;
+  const dec_index *x;
   lmdb_json_token t;
   luaL_checkstack(L, 12, "lunamodb: nesting too deep");
+  x = dec_index_of(L, spec);                            /* index, user value */
+  uv = lua_gettop(L);
   lua_rawgeti(L, spec, 1);
   keep = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -816,17 +911,18 @@ static int dec_object(item_decoder *d, int spec) {
   aside = lua_isnil(L, -1) ? 0 : lua_gettop(L);
   if (!aside) lua_pop(L, 1);
   for (;;) {
+    const dec_field *f;
     t = lmdb_json_next(lx);
     if (t == LMDB_JSON_OBJECT_END) {
       lua_settop(L, out);
+      lua_remove(L, uv);
+      lua_remove(L, uv - 1);
       return 1;
     }
     if (t != LMDB_JSON_STRING) break;
-    lua_pushlstring(L, lx->tok.ptr, lx->tok.len);         /* wire name */
-    lua_pushvalue(L, -1);
-    lua_rawget(L, spec);                                  /* entry */
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
+    f = dec_index_find(x, lx->tok.ptr, lx->tok.len);
+    if (f == NULL) {
+      lua_pushlstring(L, lx->tok.ptr, lx->tok.len);       /* wire name */
       t = lmdb_json_next(lx);
       if (!keep) {
         lua_pop(L, 1);
@@ -855,18 +951,19 @@ static int dec_object(item_decoder *d, int spec) {
       }
       continue;
     }
-    r = dec_attr(d, lua_gettop(L), lmdb_json_next(lx));
+    lua_rawgeti(L, uv, f->slot);                          /* entry */
+    r = dec_attr(d, lua_gettop(L), f->code, lmdb_json_next(lx));
     if (r == 0) break;
     if (r == DEC_ABSENT) {
-      lua_pop(L, 2);
+      lua_pop(L, 1);
       continue;
     }
     lua_rawgeti(L, -2, 2);                                /* name */
     lua_insert(L, -2);
     lua_rawset(L, out);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
-  lua_settop(L, out - 1);
+  lua_settop(L, uv - 2);
   return 0;
 }
 
@@ -3692,6 +3789,8 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   lua_setfield(L, -2, "__len");
   lua_pushliteral(L, MT_BATCH_BUILDER);
   lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, MT_DEC_INDEX);
   lua_pop(L, 1);
   luaL_newmetatable(L, MT_ENC_PLAN);
   lua_pushcfunction(L, enc_plan_gc);
