@@ -1642,6 +1642,11 @@ static int enc_datetime(item_encoder *ie, int idx) {
   put2(tmp + 23, (int)(usec / 100 % 100));
   put2(tmp + 25, (int)(usec % 100));
   ie->e->out->len += 34;
+  /* kept as the datetime's wire text, as values' iso_of keeps it (datetimes never change):
+  ** the next encode of this one copies it */
+  HOOK(ie, H_K_ISO);
+  lua_pushlstring(L, tmp + 1, 31);
+  lua_rawset(L, idx);
   return 1;
 }
 

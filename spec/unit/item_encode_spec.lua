@@ -54,6 +54,17 @@ describe("core.encode_item", function()
     check { pk = "p", sk = 0, score = -0.0, created = lunamodb.datetime("9999-12-31T23:59:59.999999Z") }
   end)
 
+  it("writes a datetime's text once and keeps it as the datetime's own", function()
+    for _, from in ipairs({ 1700000000, -62135596800, 253402300799.5, 86399.25 }) do
+      local dt, fresh = lunamodb.datetime(from), lunamodb.datetime(from)
+      local vals = { pk = "p", sk = 1, created = dt }
+      check(vals)
+      check(vals)                                       -- the kept text, the second time
+      assert.equal(tostring(fresh), tostring(dt))        -- the text values would write
+      assert.equal(fresh, dt)
+    end
+  end)
+
   it("writes floats as values.encode_number does, with or without printf", function()
     -- the core writes short decimals (m / 10^k, at most 15 digits) without printf: both
     -- sides of that line, and random doubles of every size
