@@ -505,6 +505,13 @@ void lmdb_keyset_init(lmdb_keyset *ks) {
   lmdb_buf_init(&ks->text);
 }
 
+void lmdb_keyset_clear(lmdb_keyset *ks) {
+  if (ks->slots)
+    memset(ks->slots, 0, (ks->mask + 1) * sizeof *ks->slots);
+  ks->n = 0;
+  lmdb_buf_reset(&ks->text);
+}
+
 void lmdb_keyset_free(lmdb_keyset *ks) {
   lmdb_buf_free(&ks->text);
   free(ks->ent);

@@ -2669,6 +2669,37 @@ static int builder_find(lua_State *L) {
   return 2;
 }
 
+/* b:reset(): empties the builder for another batch (its requests, keys, items and table
+** names gone), keeping its memory. */
+static int builder_reset(lua_State *L) {
+  batch_builder *b = check_builder(L);
+  int k;
+  lua_settop(L, 1);
+  lmdb_getuservalue(L, 1);
+  for (k = 1; k <= (int)b->n; k++) {
+    lua_pushnil(L);
+    lua_rawseti(L, 2, k);
+  }
+  for (k = 1; k <= b->ntables; k++) {
+    lua_pushnil(L);
+    lua_rawseti(L, 2, -k);
+  }
+  b->n = 0;
+  b->ntables = 0;
+  b->last_table = NULL;
+  b->last_slot = 0;
+  lmdb_buf_reset(&b->data);
+  lmdb_keyset_clear(&b->keys);
+  if (b->data.cap > 1 << 20) {                  /* a big batch's memory is not kept */
+    lmdb_buf_free(&b->data);
+    lmdb_keyset_free(&b->keys);
+    free(b->req);
+    b->req = NULL;
+    b->cap = 0;
+  }
+  return 0;
+}
+
 static int builder_len(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check_builder(L)->n);
   return 1;
@@ -2697,6 +2728,7 @@ static const luaL_Reg builder_methods[] = {
   {"add_put", builder_add_put},
   {"find", builder_find},
   {"bodies", builder_bodies},
+  {"reset", builder_reset},
   {NULL, NULL}
 };
 

@@ -309,6 +309,8 @@ typedef struct lmdb_keyset {
 
 void lmdb_keyset_init(lmdb_keyset *ks);
 void lmdb_keyset_free(lmdb_keyset *ks);
+/* Empties the set, keeping its memory for the next batch. */
+void lmdb_keyset_clear(lmdb_keyset *ks);
 /* Adds (tag, key) as entry number ks->n. Returns that number, -1 when the pair is in the
 ** set already (nothing added), -2 when memory runs out (nothing added). */
 long lmdb_keyset_add(lmdb_keyset *ks, int tag, const char *key, size_t len);

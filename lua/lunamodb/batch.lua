@@ -122,6 +122,21 @@ local function key_text(info, key)
   return text .. "}"
 end
 
+-- Builders emptied by a commit, kept for the next batches (a few: one per batch in flight at
+-- once is what a program reuses); a batch takes one, or makes one.
+local spare, SPARE_MAX = {}, 4
+local function take_builder()
+  local n = #spare
+  if n == 0 then return core.batch_builder() end
+  local b = spare[n]
+  spare[n] = nil
+  return b
+end
+local function give_back(builder)
+  builder:reset()
+  if #spare < SPARE_MAX then spare[#spare + 1] = builder end
+end
+
 -- Where a class's items go in this batch, checked once per class.
 local function target_of(self, data, what)
   if self.cls and I.classes[data.root] ~= I.classes[I.classes[self.cls].root] then
@@ -137,7 +152,7 @@ local function target_of(self, data, what)
   local client = I.client_of(data)
   local builder = self.groups[client]
   if not builder then
-    builder = core.batch_builder()
+    builder = take_builder()
     self.groups[client] = builder
     self.order[#self.order + 1] = client
   end
@@ -239,6 +254,7 @@ function Writer:commit()
       end
     end
   end
+  for _, client in ipairs(self.order or NOTHING) do give_back(self.groups[client]) end
   self[TARGETS], self.groups, self.order, self.infos = false, nil, nil, nil   -- emptied
   if #unprocessed > 0 or cause then
     return nil, errors.new {

@@ -586,6 +586,28 @@ describe("core.batch_builder", function()
     for i = 2, 600 do assert.is_false(b:put({ pk = "p", sk = i }, plan, "main")) end
     assert.equal(602, #b)
     assert.equal(25, #b:bodies())                               -- 602 requests, 25 a body
+    -- reset: empty, and the same keys go in again (into other tables' slots, too)
+    b:reset()
+    assert.equal(0, #b)
+    assert.same({}, b:bodies())
+    assert.is_nil(b:find("main", key_of("p", 1)))
+    local again = { pk = "p", sk = 1 }
+    assert.is_true(b:put(again, plan, "third"))
+    assert.is_true(b:put({ pk = "p", sk = 2 }, plan, "main"))
+    assert.is_false(b:put({ pk = "p", sk = 1 }, plan, "third"))
+    assert.equal(again, (b:find("third", key_of("p", 1))))
+    assert.is_nil(b:find("main", key_of("p", 1)))
+    assert.same({ '{"RequestItems":{"third":[{"PutRequest":{"Item":'
+      .. A.encode_item_json(T, again) .. '}}],"main":[{"PutRequest":{"Item":'
+      .. A.encode_item_json(T, { pk = "p", sk = 2 }) .. '}}]}}' }, b:bodies())
+    -- and it holds on to no item after a reset
+    local held = setmetatable({}, { __mode = "k" })
+    held[again] = true
+    again = nil
+    b:reset()
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(held))
   end)
 
   it("queues nothing for values the fast path does not take (the caller encodes them)", function()
