@@ -1340,6 +1340,23 @@ local function build_encode_plan(info)
 end
 function M.encode_plan(T) return cached(T, "encode_plan", build_encode_plan) end
 
+-- The encode plan of a model's items (cached): the item read name by name, declared names only,
+-- as PynamoDB writes only the attributes a model declares. A model's items hold no others (their
+-- metatable refuses them; a field rawset under another name is not the model's), and reading by
+-- name is cheaper than walking the item. Typed maps inside are walked as encode_plan's are.
+local function build_item_plan(info)
+  local spec = encode_level(info.order, true, key_positions(info))
+  spec.subset = true
+  return encode_plan(spec, ENCODE_HOOKS)
+end
+function M.item_plan(T) return cached(T, "item_plan", build_item_plan) end
+
+-- The JSON of a model item (encode_item_json's, by item_plan), or nil when the core does not
+-- take it (serialize_item with unknown = "ignore" then does).
+function M.encode_model_item_json(T, item)
+  return (encode_item(item, M.item_plan(T)))
+end
+
 -- The encode plan of a schema's key attributes (cached): values may hold other names.
 local function build_key_plan(info)
   local spec = encode_level({ info.hash_key, info.range_key }, true, key_positions(info))

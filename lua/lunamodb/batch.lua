@@ -158,7 +158,7 @@ local function target_of(self, data, what)
   end
   local name = root.table_name
   self.infos[name] = root.info
-  local target = { builder, A.encode_plan(data.schema), name, info = root.info,
+  local target = { builder, A.item_plan(data.schema), name, info = root.info,
     versioned = data.info.version and not self.ignore_version }
   targets[data] = target
   if not target.versioned then targets[data.item_mt] = target end

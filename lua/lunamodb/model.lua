@@ -29,7 +29,7 @@ local floor = math.floor
 local pcall = pcall
 local json_decode, decode_items = core.json_decode, core.decode_items
 local NATIVE, DECODE_HOOKS, EXTRA = A.NATIVE, A.DECODE_HOOKS, A.EXTRA
-local encode_item_json, encode_key_json, raw_json = A.encode_item_json, A.encode_key_json,
+local encode_item_json, encode_key_json, raw_json = A.encode_model_item_json, A.encode_key_json,
   core.raw_json
 
 local M = {}
@@ -513,6 +513,9 @@ local function stored_class(cls, data, wire)
 end
 
 local DECODE_OPTIONS = { unknown = "aside" }
+-- Only the attributes a model declares are written (as PynamoDB writes them): a field rawset
+-- on an item under another name is not the model's.
+local WRITE_OPTIONS = { unknown = "ignore" }
 
 -- Decodes a wire item with a class's schema into its values, the names the model does not
 -- declare at [EXTRA] (as core.decode_items puts them); stored data the schema cannot read is
@@ -667,7 +670,7 @@ end
 -- AWS console shows it; from_dynamodb reads it back.
 function ItemMethods.to_dynamodb(item)
   local data = item_data(item, "to_dynamodb")
-  return core.json_encode((A.serialize_item(data.schema, item)))
+  return core.json_encode((A.serialize_item(data.schema, item, WRITE_OPTIONS)))
 end
 
 function ItemMethods.is_partial(item)
@@ -847,7 +850,7 @@ local function item_wire(data, item, state, keep)
   local extra = kept_extra(data, state, keep)
   local text = not extra and encode_item_json(data.schema, item)
   if text then return text end
-  local wire = A.serialize_item(data.schema, item)
+  local wire = A.serialize_item(data.schema, item, WRITE_OPTIONS)
   if extra then
     for k, v in pairs(extra) do wire[k] = A.serialize_dynamic(v, k) end
   end
@@ -964,7 +967,7 @@ local function fast_put_body(data, item, opts, what)
   if not plain_write(data, opts) then return nil end
   if kept_extra(data, whole_state(item, what, 3), opts.keep_unknown) then return nil end
   if not data.put_head then data.put_head = body_head(data) .. '"Item":' end
-  return (core.encode_item(item, A.encode_plan(data.schema), false, data.put_head, "}"))
+  return (core.encode_item(item, A.item_plan(data.schema), false, data.put_head, "}"))
 end
 
 -- DeleteItem: params.

@@ -1120,6 +1120,27 @@ describe("models on the wire", function()
     local stored = { email = { S = "a" }, logins = { N = "1" }, extra = { S = "x" },
                      more = { M = { k = { L = { { N = "1" } } } } } }
 
+    it("writes the declared attributes only: a field rawset under another name is not the model's", function()
+      -- as PynamoDB writes only the attributes a model declares; item.other = 1 raises, but
+      -- rawset goes around the model
+      local Plain = on(start{ OK, OK, reply{ Item = stored }, OK }, { table_name = "users",
+        attributes = { email = A.Unicode{ hash_key = true }, logins = A.Number{ default = 0 } } })
+      local u = Plain.new{ email = "a", logins = 1 }
+      rawset(u, "other", 5)
+      rawset(u, 1, "x")
+      assert(u:save())                                   -- the core's encoder
+      assert.same({ email = { S = "a" }, logins = { N = "1" } }, last(srv).Item)
+      assert(Plain:batch_write(function(b) b:save(u) end))
+      assert.same({ users = { { PutRequest = { Item = { email = { S = "a" }, logins = { N = "1" } } } } } },
+        last(srv).RequestItems)
+      assert.same({ email = { S = "a" }, logins = { N = "1" } }, json_decode(u:to_dynamodb()))
+      -- the Lua path (stored names kept aside go back with the item) writes the same
+      local kept = assert(Plain:get("a"))
+      rawset(kept, "other", 5)
+      assert(kept:save{ keep_unknown = true })
+      assert.same(stored, last(srv).Item)
+    end)
+
     it("a plain save drops the attributes the model does not declare", function()
       local Plain = on(start{ reply{ Item = stored } }, { table_name = "users", attributes = {
         email = A.Unicode{ hash_key = true }, logins = A.Number{ default = 0 } } })
