@@ -279,18 +279,22 @@ local function build(decl, parent)
   for name, idx in pairs(bound_indexes) do
     members[name] = setmetatable({ cls = cls, index = idx }, IndexHandle)
   end
-  data.paths = members
+  local paths = {}
+  for k, v in pairs(members) do paths[k] = v end
+  data.paths = paths
   classes[cls] = data
+  -- User.score is a table lookup (paths are on every update's and condition's path); the
+  -- class methods, and a typo (User.login for User.logins), which raises instead of reading
+  -- nil, go on to a function
+  setmetatable(members, { __index = function(_, k)
+    local m = ClassMethods[k]
+    if m == nil then
+      error(format("lunamodb: %s has no attribute or method '%s'", display, tostring(k)), 2)
+    end
+    return m
+  end })
   return setmetatable(cls, {
-    -- a typo (User.login for User.logins) raises instead of reading nil
-    __index = function(_, k)
-      local m = members[k]
-      if m == nil then m = ClassMethods[k] end
-      if m == nil then
-        error(format("lunamodb: %s has no attribute or method '%s'", display, tostring(k)), 2)
-      end
-      return m
-    end,
+    __index = members,
     __newindex = function(_, k)
       error(format("lunamodb: %s: cannot set '%s' on a model class", display, tostring(k)), 2)
     end,
@@ -587,13 +591,17 @@ end
 -- schema cannot read), the response is decoded generically and its items go through
 -- load_item, which reports what is wrong. Cached per class.
 local function response_decoder(data, mode, field)
-  local cache = data.decoders
+  local decoders = data.decoders
+  if not decoders then
+    decoders = {}
+    data.decoders = decoders
+  end
+  local cache = decoders[mode]                 -- by mode, then field: no key string per call
   if not cache then
     cache = {}
-    data.decoders = cache
+    decoders[mode] = cache
   end
-  local key = mode .. ":" .. field
-  local dec = cache[key]
+  local dec = cache[field]
   if dec then return dec end
   if data.info.discriminator then
     dec = json_decode
@@ -608,7 +616,7 @@ local function response_decoder(data, mode, field)
       return json_decode(text)
     end
   end
-  cache[key] = dec
+  cache[field] = dec
   return dec
 end
 
