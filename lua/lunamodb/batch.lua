@@ -89,7 +89,7 @@ local function check_attempts(n, what)
 end
 
 -- The queue's tables come with the first write (target_of) and go at commit, so a batch
--- costs what it holds: groups[client] (one per client, listed in order in the order of
+-- costs what it holds: groups[client] (one per client; order lists them in the order of
 -- first use) holds a core batch builder with the requests for the core to pack, each with
 -- its item and key (the builder refuses a second write of one item and maps unprocessed
 -- requests back to their items); infos[table_name] is the table's model info;
