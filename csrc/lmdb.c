@@ -2560,8 +2560,11 @@ enum { SAVE_ADD = 4, SAVE_DUPLICATE, SAVE_ITEM_STATE, SAVE_WHOLE };
 static int batch_save(lua_State *L) {
   int declined = 0;
   lua_settop(L, 2);
+  if (!lua_istable(L, 1))                      /* luaL_error: at the caller's line */
+    return luaL_error(L, "lunamodb: batch:save: call it on the batch, with a colon "
+                         "(batch:save(item))");
   lua_rawgeti(L, 1, 1);                                                    /* 3: targets */
-  if (lua_istable(L, 1) && lua_istable(L, 2) && lua_istable(L, 3) && lua_getmetatable(L, 2)) {
+  if (lua_istable(L, 2) && lua_istable(L, 3) && lua_getmetatable(L, 2)) {
     lua_rawget(L, 3);                                                      /* 4: target */
     if (lua_istable(L, 4)) {
       lua_pushvalue(L, 2);

@@ -377,6 +377,12 @@ describe("batch_write requests", function()
         end, "lunamodb: n: expected a number, got string" },
       { "called with a dot", function() User.batch_write(function() end) end,
         "batch_write must be called on a model class" },
+      { "save called with a dot", function()
+          User:batch_write(function(b) b.save(User.new{ id = uid(3), n = 1 }) end)
+        end, "batch:save: expected an item of a model (got nil)" },
+      { "save called on nothing", function()
+          User:batch_write(function(b) b.save("x") end)
+        end, "batch:save: call it on the batch, with a colon (batch:save(item))" },
     }
     assert.equal(0, srv:count())
   end)
