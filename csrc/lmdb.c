@@ -767,6 +767,7 @@ static int dec_attr(item_decoder *d, int entry, int code, lmdb_json_token t) {
     case DEC_MAP:
       if (strcmp(letter, "M") || t != LMDB_JSON_OBJECT_START) break;
       lua_rawgeti(L, entry, 3);
+      if (!lua_istable(L, -1)) { lua_pop(L, 1); return 0; }    /* not a spec: give up */
       r = dec_object(d, lua_gettop(L));
       lua_remove(L, r ? -2 : -1);
       return expect_object_end(d, r);
@@ -776,6 +777,7 @@ static int dec_attr(item_decoder *d, int entry, int code, lmdb_json_token t) {
       luaL_checkstack(L, 8, "lunamodb: nesting too deep");
       lua_rawgeti(L, entry, 3);
       elem = lua_gettop(L);
+      if (!lua_istable(L, elem)) { lua_pop(L, 1); return 0; }   /* not a spec: give up */
       lua_rawgeti(L, elem, 1);
       elem_code = (int)lua_tointeger(L, -1);
       lua_pop(L, 1);

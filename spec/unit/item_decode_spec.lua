@@ -172,6 +172,10 @@ describe("core.decode_items", function()
     assert.is_nil(fast([[{"Items":[{"sk":{"N":"12x"}}]}]]))            -- not a number
     assert.is_nil(fast('{"Items":[{"sk":{"N":"12"}}]} trailing'))
     assert.is_nil(fast('{"Items":{}}'))
+    -- a spec whose map or list entry has no sub spec: given up, not read
+    local odd = { false, m = { 6, "m", 42, {} }, l = { 7, "l", "x", {} } }
+    assert.is_nil(core.decode_items('{"Item":{"m":{"M":{"a":{"S":"b"}}}}}', odd, "item", "Item", HOOKS))
+    assert.is_nil(core.decode_items('{"Item":{"l":{"L":[{"S":"b"}]}}}', odd, "item", "Item", HOOKS))
     -- a value of the wrong type goes to the attribute, which raises as it always did
     assert.has_error(function() fast('{"Items":[{"name":{"N":"1"}}]}') end)
   end)
