@@ -640,8 +640,6 @@ static int expect_object_end(item_decoder *d, int r) {
   return r;
 }
 
-/* One attribute value (its first token t) with the entry at stack index
-** entry: pushes the value (1), nothing for NULL (DEC_ABSENT), or 0. */
 /* The attribute values most items are made of, read straight from the text as DynamoDB
 ** writes them: {"S":"text"} and {"N":"digits"} with nothing to unescape, {"BOOL":true}.
 ** lx is just past the '{'. 1: the value pushed and the object read; 0: not such a value,
@@ -678,6 +676,8 @@ static int dec_plain(item_decoder *d, int code) {
   return 1;
 }
 
+/* One attribute value (its first token t) with the entry at stack index entry and its code:
+** pushes the value (1), nothing for NULL (DEC_ABSENT), or 0. */
 static int dec_attr(item_decoder *d, int entry, int code, lmdb_json_token t) {
   lua_State *L = d->L;
   lmdb_json_lexer *lx = d->lx;
@@ -801,31 +801,22 @@ static int dec_attr(item_decoder *d, int entry, int code, lmdb_json_token t) {
   return dec_fallback(d, entry, letter, llen, t);
 }
 
-/* A map level (an item or a typed map) whose OBJECT_START was read: pushes the
-** table of its values. Returns 1, or 0 with nothing pushed. */
-/* A level's names indexed by their bytes, built on the level's first decode and kept at
-** spec[DEC_INDEX]: a name read from the text is found without a Lua string made for it,
-** with its entry (anchored in the index's user value, at slot) and its code. */
+/* A level's names indexed by their bytes (the batch keyset's table), built on the level's
+** first decode and kept at spec[DEC_INDEX]: a name read from the text is found without a
+** Lua string made for it. Name i (as the keyset numbers them) has its code at code[i] and
+** its entry at i + 1 of the index's user value. */
 #define MT_DEC_INDEX "lunamodb.decode_index"
 #define DEC_INDEX 3
 
-typedef struct dec_field {
-  const char *wire;          /* the spec's key (anchored in the user value too) */
-  size_t len;
-  int code, slot;
-} dec_field;
-
 typedef struct dec_index {
-  int n;
-  size_t mask;
-  dec_field *fields;         /* n of them, then mask + 1 slots (field + 1; 0 empty) */
-  int *slots;
+  lmdb_keyset names;
+  int *code;                 /* in the userdata's own block, after the struct */
 } dec_index;
 
-static size_t dec_hash(const char *s, size_t n) {
-  size_t h = 2166136261u ^ n, i;
-  for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-  return h;
+static int dec_index_gc(lua_State *L) {
+  dec_index *x = (dec_index *)luaL_checkudata(L, 1, MT_DEC_INDEX);
+  lmdb_keyset_free(&x->names);
+  return 0;
 }
 
 /* Pushes the index of the level spec (a table) and its user value; builds it the first
@@ -833,7 +824,6 @@ static size_t dec_hash(const char *s, size_t n) {
 static dec_index *dec_index_of(lua_State *L, int spec) {
   dec_index *x;
   int n = 0, uv;
-  size_t cap = 4, bytes;
   lua_rawgeti(L, spec, DEC_INDEX);
   x = (dec_index *)luaL_testudata(L, -1, MT_DEC_INDEX);
   if (x != NULL) {
@@ -847,32 +837,23 @@ static dec_index *dec_index_of(lua_State *L, int spec) {
     if (lua_type(L, -1) == LUA_TSTRING) n++;
   }
   if (n > 100000) luaL_error(L, "lunamodb: decode_items: too many attributes");
-  while (cap < 2 * (size_t)n) cap *= 2;
-  bytes = sizeof *x + (size_t)n * sizeof(dec_field) + cap * sizeof(int);
-  x = (dec_index *)lua_newuserdatauv(L, bytes, 1);
-  memset(x, 0, bytes);
-  x->fields = (dec_field *)(void *)(x + 1);
-  x->slots = (int *)(void *)(x->fields + n);
-  x->mask = cap - 1;
+  x = (dec_index *)lua_newuserdatauv(L, sizeof *x + (size_t)n * sizeof(int), 1);
+  lmdb_keyset_init(&x->names);
+  x->code = (int *)(void *)(x + 1);
   luaL_setmetatable(L, MT_DEC_INDEX);
-  lua_createtable(L, 2 * n, 0);
+  lua_createtable(L, n, 0);
   uv = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, spec)) {
-    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1) && x->n < n) {
-      dec_field *f = &x->fields[x->n];
-      size_t h;
-      f->wire = lua_tolstring(L, -2, &f->len);
+    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1) && (int)x->names.n < n) {
+      size_t len;
+      const char *wire = lua_tolstring(L, -2, &len);
+      long i = lmdb_keyset_add(&x->names, 0, wire, len);
+      if (i == -2) luaL_error(L, "lunamodb: decode_items: not enough memory");
       lua_rawgeti(L, -1, 1);
-      f->code = (int)lua_tointeger(L, -1);
+      x->code[i] = (int)lua_tointeger(L, -1);
       lua_pop(L, 1);
-      f->slot = 2 * x->n + 1;
-      lua_rawseti(L, uv, f->slot);                    /* the entry */
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, uv, f->slot + 1);                /* its name, which f->wire points into */
-      h = dec_hash(f->wire, f->len) & x->mask;
-      while (x->slots[h]) h = (h + 1) & x->mask;
-      x->slots[h] = ++x->n;
+      lua_rawseti(L, uv, (int)i + 1);                  /* the entry */
     } else {
       lua_pop(L, 1);
     }
@@ -884,17 +865,8 @@ static dec_index *dec_index_of(lua_State *L, int spec) {
   return x;
 }
 
-static const dec_field *dec_index_find(const dec_index *x, const char *s, size_t n) {
-  size_t h = dec_hash(s, n) & x->mask;
-  int k;
-  while ((k = x->slots[h]) != 0) {
-    const dec_field *f = &x->fields[k - 1];
-    if (f->len == n && memcmp(f->wire, s, n) == 0) return f;
-    h = (h + 1) & x->mask;
-  }
-  return NULL;
-}
-
+/* A map level (an item or a typed map) whose OBJECT_START was read: pushes the
+** table of its values. Returns 1, or 0 with nothing pushed. */
 static int dec_object(item_decoder *d, int spec) {
   lua_State *L = d->L;
   lmdb_json_lexer *lx = d->lx;
@@ -913,7 +885,7 @@ static int dec_object(item_decoder *d, int spec) {
   aside = lua_isnil(L, -1) ? 0 : lua_gettop(L);
   if (!aside) lua_pop(L, 1);
   for (;;) {
-    const dec_field *f;
+    long f;
     t = lmdb_json_next(lx);
     if (t == LMDB_JSON_OBJECT_END) {
       lua_settop(L, out);
@@ -922,8 +894,8 @@ static int dec_object(item_decoder *d, int spec) {
       return 1;
     }
     if (t != LMDB_JSON_STRING) break;
-    f = dec_index_find(x, lx->tok.ptr, lx->tok.len);
-    if (f == NULL) {
+    f = lmdb_keyset_find(&x->names, 0, lx->tok.ptr, lx->tok.len);
+    if (f < 0) {
       lua_pushlstring(L, lx->tok.ptr, lx->tok.len);       /* wire name */
       t = lmdb_json_next(lx);
       if (!keep) {
@@ -953,8 +925,8 @@ static int dec_object(item_decoder *d, int spec) {
       }
       continue;
     }
-    lua_rawgeti(L, uv, f->slot);                          /* entry */
-    r = dec_attr(d, lua_gettop(L), f->code, lmdb_json_next(lx));
+    lua_rawgeti(L, uv, (int)f + 1);                       /* entry */
+    r = dec_attr(d, lua_gettop(L), x->code[f], lmdb_json_next(lx));
     if (r == 0) break;
     if (r == DEC_ABSENT) {
       lua_pop(L, 1);
@@ -3833,6 +3805,8 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
   luaL_newmetatable(L, MT_DEC_INDEX);
+  lua_pushcfunction(L, dec_index_gc);
+  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newmetatable(L, MT_ENC_PLAN);
   lua_pushcfunction(L, enc_plan_gc);

@@ -290,9 +290,10 @@ typedef enum { LMDB_BATCH_WRITE, LMDB_BATCH_GET } lmdb_batch_kind;
 int  lmdb_batch_unprocessed(lmdb_batch_kind kind, lmdb_str response, lmdb_json_lexer *lx,
                             lmdb_buf *out, int64_t *count, char *err, size_t errlen);
 
-/* The keys of a batch's writes: (tag, key text) pairs numbered in the order added. The
-** batch builder refuses a second write of one item with it (DynamoDB refuses a body that
-** writes an item twice) and finds the write an unprocessed request stands for. */
+/* A set of (tag, key text) pairs numbered in the order added. The batch builder refuses a
+** second write of one item with it (DynamoDB refuses a body that writes an item twice) and
+** finds the write an unprocessed request stands for; the item decoder finds a level's
+** attributes by their wire names with it. */
 typedef struct lmdb_keyset_entry {
   size_t off, len;               /* the key's text in the set's buffer */
   uint32_t hash;
