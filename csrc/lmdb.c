@@ -1316,16 +1316,20 @@ static inline void copy_small(char *d, const char *s, size_t n) {
   }
 }
 
-/* Appends without a call when the buffer has room (most appends here are a few bytes). The
-** text is NUL-terminated once, when the item is done (encode_values). */
-static inline void enc_put(encoder *e, const char *s, size_t n) {
+/* Where n more bytes go at the end of the output, room reserved (a call only when it is
+** short): the encoder writes there, then counts them in len. The text is NUL-terminated
+** once, when the item is done (encode_values). */
+static inline char *enc_room(encoder *e, size_t n) {
   lmdb_buf *b = e->out;
-  if (b->cap - b->len > n) {
-    copy_small(b->data + b->len, s, n);
-    b->len += n;
-  } else if (lmdb_buf_append(b, s, n) != 0) {
+  if (b->cap - b->len <= n && lmdb_buf_reserve(b, n) != 0)
     encode_error(e, "not enough memory");
-  }
+  return b->data + b->len;
+}
+
+/* Appends without a call when the buffer has room (most appends here are a few bytes). */
+static inline void enc_put(encoder *e, const char *s, size_t n) {
+  copy_small(enc_room(e, n), s, n);
+  e->out->len += n;
 }
 #define ENC_LIT(e, s) enc_put((e), (s), sizeof(s) - 1)
 
@@ -1436,9 +1440,7 @@ static int enc_number(item_encoder *ie, int idx, int type) {
   int n = -1, is_number = type == LUA_TNUMBER;
   /* the text is written in place (a copy from a scratch array written a byte at a time
   ** stalls on store forwarding), and kept by moving the length */
-  if (out->cap - out->len <= ENC_NUMBER_ROOM && lmdb_buf_reserve(out, ENC_NUMBER_ROOM) != 0)
-    encode_error(ie->e, "not enough memory");
-  tmp = out->data + out->len;
+  tmp = enc_room(ie->e, ENC_NUMBER_ROOM);
   if (is_number) {
 #ifndef LMDB_NO_INTEGERS
     /* an integer, or a float with an integer's value below 2^53: encode_number writes both
@@ -1601,9 +1603,7 @@ static int enc_datetime(item_encoder *ie, int idx) {
   lmdb_civil_from_days(days, &y, &mo, &d);
   if (y < 1 || y > 9999) return 0;
   /* "YYYY-MM-DDTHH:MM:SS.ffffff+0000"}, in place (see enc_number) */
-  if (ie->e->out->cap - ie->e->out->len <= 34 && lmdb_buf_reserve(ie->e->out, 34) != 0)
-    encode_error(ie->e, "not enough memory");
-  tmp = ie->e->out->data + ie->e->out->len;
+  tmp = enc_room(ie->e, 34);
   memcpy(tmp, "\"0000-00-00T00:00:00.000000+0000\"}", 34);
   put2(tmp + 1, y / 100);
   put2(tmp + 3, y % 100);
@@ -1766,9 +1766,7 @@ static int enc_plain_string(item_encoder *ie, const enc_field *f, int v, int typ
   if (len == 0 && (f->flags & ENC_IS_KEY)) return -1;
   for (i = 0; i < len && lmdb_json_plain[(unsigned char)s[i]]; i++) {}
   if (i < len) return 0;
-  if (out->cap - out->len <= hl + len + 3 && lmdb_buf_reserve(out, hl + len + 3) != 0)
-    encode_error(ie->e, "not enough memory");
-  d = out->data + out->len;
+  d = enc_room(ie->e, hl + len + 3);
   copy_small(d, f->head + first, hl);
   d += hl;
   *d++ = '"';
