@@ -26,7 +26,6 @@ local floor = math.floor
 local utf8_valid, b64encode, b64decode = core.utf8_valid, core.base64_encode, core.base64_decode
 local array_mt, null = core.array_mt, core.null
 local encode_number, decode_number = values.encode_number, values.decode_number
-local core_number_text, math_type = core.number_text, math.type
 local is_set, is_datetime, is_decimal, is_binary = values.is_set, values.is_datetime,
   values.is_decimal, values.is_binary
 
@@ -300,8 +299,6 @@ class {
   methods = {
     encode = function(_, v, node, key) return { N = number_text(v, node, key) } end,
     plain_av = function(_, v)
-      -- an integer's text is core.number_text's, as encode_number gives it (straight, here)
-      if math_type and math_type(v) == "integer" then return { N = core_number_text(v) } end
       local text = type(v) == "number" and encode_number(v)
       if text then return { N = text } end
     end,

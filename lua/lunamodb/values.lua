@@ -348,6 +348,9 @@ end
 local function encode_number(v)
   local tv = type(v)
   if tv == "number" then
+    -- an integer's text is number_text's as it stands (no NaN, no exponent): first, as the
+    -- most common number
+    if IS_INT64 and math_type(v) == "integer" then return number_text(v) end
     if v ~= v then return nil, "cannot encode NaN: DynamoDB numbers are finite" end
     if v == huge or v == -huge then
       return nil, "cannot encode " .. ((v > 0) and "inf" or "-inf") .. ": DynamoDB numbers are finite"
