@@ -135,8 +135,8 @@ static lmdb_json_token lex_string(lmdb_json_lexer *lx) {
       lx->p = (const char *)p + 1;
       return LMDB_JSON_STRING;
     }
+    /* not plain: a control character, a backslash, or a UTF-8 sequence */
     if (c < 0x20) { lx->p = (const char *)p; return fail(lx, "control character in string"); }
-    if (c < 0x80 && c != '\\') { p++; continue; }
     if (c >= 0x80) {
       size_t n = utf8_seq(p, end);
       if (n == 0) { lx->p = (const char *)p; return fail(lx, "invalid UTF-8 in string"); }
@@ -384,7 +384,6 @@ int lmdb_utf8_valid(const char *s, size_t len) {
   return 1;
 }
 
-
 int lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len) {
   static const char hexd[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)s, *end = p + len, *run;
@@ -409,7 +408,7 @@ int lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len) {
     unsigned c = *p;
     const char *esc = NULL;
     char ubuf[6];
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) { p++; continue; }
+    if (lmdb_json_plain[c]) { p++; continue; }
     if (c >= 0x80) {
       size_t n = utf8_seq(p, end);
       if (n == 0)
