@@ -2369,6 +2369,7 @@ static int core_batch_write_bodies(lua_State *L) {
 **     item encoded elsewhere.
 **   b:find(table_name, key_json) -> item, op: the write of that key, or nil.
 **   b:bodies() -> { body_json, ... }: as core.batch_write_bodies packs them.
+**   b:reset(): empties it for another batch, keeping its memory (see builder_reset).
 **   #b: the number of requests.
 ** The user value anchors the items at 1..#b and the table names at -1, -2, ...
 */

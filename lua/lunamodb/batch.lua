@@ -253,8 +253,8 @@ function Writer:commit()
         end
       end
     end
+    give_back(builder)                         -- sent: nothing below reads it
   end
-  for _, client in ipairs(self.order or NOTHING) do give_back(self.groups[client]) end
   self[TARGETS], self.groups, self.order, self.infos = false, nil, nil, nil   -- emptied
   if #unprocessed > 0 or cause then
     return nil, errors.new {
