@@ -125,25 +125,29 @@ static int is_ws(char c) {
 
 /* RFC 9110 tchar: what a header name or a method may contain. */
 static int is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')
     return 1;
-  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+  return c != 0 && strchr("!#$%&'*+.^_`|~", c) != NULL;
 }
 
 /* Length of the header name in line, or 0 when it is not "Name: value"
-** (curl's "Name;" form for an empty value is accepted too). Rejects CR, LF
-** and other control characters so no caller can inject a header. */
-static size_t header_name_len(const char *line) {
+** (curl's "Name;" form for an empty value is accepted too); *line_len gets
+** the line's length. Rejects CR, LF and other control characters so no
+** caller can inject a header. */
+static size_t header_name_len(const char *line, size_t *line_len) {
   const unsigned char *p = (const unsigned char *)line;
-  size_t n = 0, i;
+  size_t n = 0, len, i;
+  unsigned bad = 0;
   while (is_tchar(p[n]))
     n++;
   if (n == 0 || (p[n] != ':' && p[n] != ';'))
     return 0;
-  for (i = n + 1; p[i]; i++)
-    if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
-      return 0;
-  return n;
+  len = n + 1 + strlen(line + n + 1);
+  /* no early exit: the compiler can check many bytes a step */
+  for (i = n + 1; i < len; i++)
+    bad |= (unsigned)((p[i] < 0x20 && p[i] != '\t') | (p[i] == 0x7f));
+  *line_len = len;
+  return bad ? 0 : n;
 }
 
 /* ------------------------------------------------------------- pools */
@@ -315,13 +319,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* A header byte as kept: control bytes (a stray CR, NUL, ...) would break the "\r\n"
+** framing of the block, so they become spaces. */
+static char header_byte(unsigned char c) {
+  return (char)(((c < 0x20 && c != '\t') || c == 0x7f) ? ' ' : c);
+}
+
 /* One header line per call, status lines and the blank line included. We
 ** keep only the last block (after 1xx or a proxy's CONNECT answer comes the
-** real one), normalised to "Name: value\r\n". */
+** real one), normalised to "name: value\r\n" lines: the name lowercased (every
+** lookup is case-insensitive, and the Lua table is keyed so), both parts
+** trimmed, control bytes made spaces. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   lmdb_http_request *r = ud;
-  size_t len = size * n, total = len, start, i;
-  const char *colon;
+  size_t len = size * n, total = len, i;
   lmdb_buf *b = &r->headers;
 
   touch(r);
@@ -338,9 +349,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   }
   if (len == 0)
     return total;
-  start = b->len;
   if (is_ws(p[0])) {
     /* obsolete line folding: continues the previous value */
+    size_t start;
     while (len > 0 && is_ws(p[0])) {
       p++;
       len--;
@@ -353,11 +364,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     start = b->len;
     if (lmdb_buf_putc(b, ' ') || lmdb_buf_append(b, p, len) || lmdb_buf_append(b, "\r\n", 2))
       goto oom;
+    for (i = start; i + 2 < b->len; i++)
+      b->data[i] = header_byte((unsigned char)b->data[i]);
   }
   else {
+    /* one reservation, one pass over the bytes: this runs for every line of every response */
     size_t nlen, vlen;
-    const char *v;
-    colon = memchr(p, ':', len);
+    const char *v, *colon = memchr(p, ':', len);
+    char *out;
     if (!colon || colon == p)
       return total;   /* not a header line: ignore it */
     nlen = (size_t)(colon - p);
@@ -371,16 +385,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     }
     while (vlen > 0 && is_ws(v[vlen - 1]))
       vlen--;
-    if (lmdb_buf_append(b, p, nlen) || lmdb_buf_append(b, ": ", 2) ||
-        lmdb_buf_append(b, v, vlen) || lmdb_buf_append(b, "\r\n", 2))
+    if (lmdb_buf_reserve(b, nlen + vlen + 4) != 0)
       goto oom;
-  }
-  /* A stray CR, NUL or other control byte inside the line would break the
-  ** "\r\n" framing of the raw block. */
-  for (i = start; i + 2 < b->len; i++) {
-    unsigned char c = (unsigned char)b->data[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7f)
-      b->data[i] = ' ';
+    out = b->data + b->len;
+    for (i = 0; i < nlen; i++)
+      out[i] = (char)ascii_lower((unsigned char)header_byte((unsigned char)p[i]));
+    out += nlen;
+    *out++ = ':';
+    *out++ = ' ';
+    for (i = 0; i < vlen; i++)
+      out[i] = header_byte((unsigned char)v[i]);
+    out += vlen;
+    *out++ = '\r';
+    *out++ = '\n';
+    *out = '\0';
+    b->len = (size_t)(out - b->data);
   }
   return total;
 oom:
@@ -715,8 +734,8 @@ static int copy_headers(lmdb_http_request *r, const char *const *headers, size_t
   if (nheaders > ((size_t)-1) / sizeof *r->nodes - 2)
     goto oom;
   for (i = 0; i < nheaders; i++) {
-    size_t nl;
-    if (!headers[i] || (nl = header_name_len(headers[i])) == 0) {
+    size_t nl, len = 0;
+    if (!headers[i] || (nl = header_name_len(headers[i], &len)) == 0) {
       /* never echo the line: it may be Authorization or a token */
       snprintf(msg, sizeof msg, "header %zu is not a valid \"Name: value\" line", i + 1);
       set_err(err, errlen, msg);
@@ -726,7 +745,7 @@ static int copy_headers(lmdb_http_request *r, const char *const *headers, size_t
       have_expect = 1;
     else if (name_eq(headers[i], nl, "content-type", 12))
       have_ctype = 1;
-    if (lmdb_buf_append(&r->req_headers, headers[i], strlen(headers[i]) + 1))
+    if (lmdb_buf_append(&r->req_headers, headers[i], len + 1))
       goto oom;
   }
   if (!have_expect && lmdb_buf_append(&r->req_headers, expect, sizeof expect))

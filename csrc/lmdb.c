@@ -3492,7 +3492,7 @@ static int http_submit(lua_State *L) {
   const char *url = luaL_checkstring(L, 3);
   lmdb_str body = opt_str(L, 5);
   lmdb_http_opts o;
-  const char **lines;
+  const char *few[16], **lines = few;   /* a request has a handful of headers */
   size_t n, i;
   char err[256];
   request_ud *ru;
@@ -3509,7 +3509,8 @@ static int http_submit(lua_State *L) {
     o.forbid_reuse = field_bool(L, 6, "forbid_reuse", 0);
   }
   n = lua_rawlen(L, 4);
-  lines = (const char **)lua_newuserdatauv(L, (n ? n : 1) * sizeof *lines, 0);
+  if (n > sizeof few / sizeof few[0])
+    lines = (const char **)lua_newuserdatauv(L, n * sizeof *lines, 0);
   for (i = 0; i < n; i++) {
     size_t len;
     lua_rawgeti(L, 4, (int)i + 1);
@@ -3601,49 +3602,31 @@ static int request_done(lua_State *L) {
   return 1;
 }
 
-/* Pushes the final response's headers as { lowercase-name = value }. */
+/* Pushes the final response's headers as { lowercase-name = value }, the first of a
+** repeated name. raw is the transport's block: "name: value\r\n" lines, the names
+** lowercased and the values trimmed already (http.c's on_header). */
 static void push_headers(lua_State *L, lmdb_str raw) {
   const char *p = raw.ptr, *end = raw.ptr + raw.len;
-  char lower[128];
-  luaL_Buffer b;
   lua_createtable(L, 0, 8);
   while (p && p < end) {
-    const char *eol = p, *colon, *v, *ve;
-    while (eol < end && *eol != '\r' && *eol != '\n') eol++;
+    const char *eol = memchr(p, '\r', (size_t)(end - p));
+    const char *colon;
+    if (!eol)
+      eol = end;
     colon = memchr(p, ':', (size_t)(eol - p));
-    if (colon && colon > p) {
-      const char *q;
-      v = colon + 1;
-      ve = eol;
-      while (v < ve && (*v == ' ' || *v == '\t')) v++;
-      while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      if ((size_t)(colon - p) <= sizeof lower) {   /* the usual case: no Lua buffer */
-        size_t i, n = (size_t)(colon - p);
-        for (i = 0; i < n; i++) {
-          char c = p[i];
-          lower[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-        }
-        lua_pushlstring(L, lower, n);
-      } else {
-        luaL_buffinit(L, &b);
-        for (q = p; q < colon; q++) {
-          char c = *q;
-          luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
-        }
-        luaL_pushresult(&b);
-      }
+    if (colon && colon > p && colon + 2 <= eol) {
+      lua_pushlstring(L, p, (size_t)(colon - p));
       lua_pushvalue(L, -1);
       lua_rawget(L, -3);
-      if (lua_isnil(L, -1)) {                   /* keep the first occurrence */
+      if (lua_isnil(L, -1)) {   /* usual: each name once */
         lua_pop(L, 1);
-        lua_pushlstring(L, v, (size_t)(ve - v));
+        lua_pushlstring(L, colon + 2, (size_t)(eol - colon - 2));
         lua_rawset(L, -3);
-      } else {
-        lua_pop(L, 2);
       }
+      else
+        lua_pop(L, 2);
     }
-    p = eol;
-    while (p < end && (*p == '\r' || *p == '\n')) p++;
+    p = eol + 2;
   }
 }
 

@@ -57,6 +57,13 @@ void lmdb_sha256(const void *data, size_t len, unsigned char out[32]);
 void lmdb_sha256_hex(const void *data, size_t len, char out[65]);
 int  lmdb_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
                       unsigned char out[32]);
+/* The same in a context the caller keeps for many digests (NULL: one of their own). */
+typedef struct lmdb_sha256_ctx lmdb_sha256_ctx;
+lmdb_sha256_ctx *lmdb_sha256_ctx_new(void);   /* NULL on OOM */
+void lmdb_sha256_ctx_free(lmdb_sha256_ctx *c);
+void lmdb_sha256_with(lmdb_sha256_ctx *c, const void *data, size_t len, unsigned char out[32]);
+int  lmdb_hmac_sha256_with(lmdb_sha256_ctx *c, const void *key, size_t klen, const void *msg,
+                           size_t mlen, unsigned char out[32]);
 void lmdb_hex(const unsigned char *in, size_t n, char *out);   /* out: 2n+1 */
 uint32_t lmdb_crc32(uint32_t crc, const void *data, size_t len); /* IEEE, crc=0 to start */
 int  lmdb_random_bytes(void *out, size_t n);                    /* CSPRNG */
@@ -101,6 +108,7 @@ typedef struct lmdb_sigv4_signer {
   char key_service[64];
   unsigned char key[32];         /* wiped on change and free */
   int key_valid;
+  lmdb_sha256_ctx *md;           /* every signature's digests; made by the first */
 } lmdb_sigv4_signer;
 
 typedef struct lmdb_sigv4_result {

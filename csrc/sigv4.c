@@ -519,6 +519,8 @@ cleanup:
 }
 
 void lmdb_sigv4_signer_free(lmdb_sigv4_signer *s) {
+  lmdb_sha256_ctx_free(s->md);
+  s->md = NULL;
   lmdb_buf_free_secure(&s->access_key_id);
   lmdb_buf_free_secure(&s->secret_access_key);
   lmdb_buf_free_secure(&s->session_token);
@@ -649,7 +651,10 @@ int lmdb_sigv4_sign(lmdb_sigv4_signer *s, lmdb_str region, lmdb_str service,
   /* the payload hash is always the body's, even when not sent as a header */
   if (lmdb_buf_reserve(&r->payload_hash, 64) != 0)
     goto cleanup;
-  lmdb_sha256_hex(req->body.ptr, req->body.len, r->payload_hash.data);
+  if (s->md == NULL)
+    s->md = lmdb_sha256_ctx_new();   /* NULL on OOM: each digest makes its own */
+  lmdb_sha256_with(s->md, req->body.ptr, req->body.len, digest);
+  lmdb_hex(digest, sizeof digest, r->payload_hash.data);
   r->payload_hash.len = 64;
 
   /* the headers to sign: the request's, minus those botocore never signs
@@ -742,7 +747,7 @@ int lmdb_sigv4_sign(lmdb_sigv4_signer *s, lmdb_str region, lmdb_str service,
     goto cleanup;
 
   /* string to sign: algorithm, time, scope, hash of the canonical request */
-  lmdb_sha256(r->canonical_request.data, r->canonical_request.len, digest);
+  lmdb_sha256_with(s->md, r->canonical_request.data, r->canonical_request.len, digest);
   lmdb_hex(digest, sizeof digest, digest_hex);
   if (lmdb_buf_reserve(&r->string_to_sign, 64 + 16 + 8 + region.len + service.len + 64) != 0 ||
       lmdb_buf_puts(&r->string_to_sign, ALGORITHM "\n") != 0 ||
@@ -761,8 +766,8 @@ int lmdb_sigv4_sign(lmdb_sigv4_signer *s, lmdb_str region, lmdb_str service,
   if (!key_matches(s, date, region, service) &&
       derive_key(s, date, region, service) != 0)
     goto cleanup;
-  if (lmdb_hmac_sha256(s->key, sizeof s->key, r->string_to_sign.data,
-                       r->string_to_sign.len, digest) != 0)
+  if (lmdb_hmac_sha256_with(s->md, s->key, sizeof s->key, r->string_to_sign.data,
+                            r->string_to_sign.len, digest) != 0)
     goto cleanup;
   lmdb_hex(digest, sizeof digest, r->signature);
 
