@@ -130,24 +130,49 @@ static int is_tchar(unsigned char c) {
   return c != 0 && strchr("!#$%&'*+.^_`|~", c) != NULL;
 }
 
+/* Whether p[0..n) holds a control byte other than a tab (CR, LF, NUL, ..., DEL): eight
+** bytes a step, since every request header and response header line goes through it. */
+static int has_control(const char *p, size_t n) {
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  size_t i = 0, k;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, del;
+    memcpy(&x, p + i, 8);
+    del = x ^ (ones * 0x7f);
+    /* some byte under 0x20 or equal to 0x7f (exact as to whether there is one): look
+    ** closer, a tab is fine */
+    if ((((x - ones * 0x20) & ~x) | ((del - ones) & ~del)) & highs) {
+      for (k = i; k < i + 8; k++) {
+        unsigned char c = (unsigned char)p[k];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+          return 1;
+      }
+    }
+  }
+  for (; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return 1;
+  }
+  return 0;
+}
+
 /* Length of the header name in line, or 0 when it is not "Name: value"
 ** (curl's "Name;" form for an empty value is accepted too); *line_len gets
 ** the line's length. Rejects CR, LF and other control characters so no
 ** caller can inject a header. */
 static size_t header_name_len(const char *line, size_t *line_len) {
   const unsigned char *p = (const unsigned char *)line;
-  size_t n = 0, len, i;
-  unsigned bad = 0;
+  size_t n = 0, len;
   while (is_tchar(p[n]))
     n++;
   if (n == 0 || (p[n] != ':' && p[n] != ';'))
     return 0;
   len = n + 1 + strlen(line + n + 1);
-  /* no early exit: the compiler can check many bytes a step */
-  for (i = n + 1; i < len; i++)
-    bad |= (unsigned)((p[i] < 0x20 && p[i] != '\t') | (p[i] == 0x7f));
+  if (has_control(line + n + 1, len - n - 1))
+    return 0;
   *line_len = len;
-  return bad ? 0 : n;
+  return n;
 }
 
 /* ------------------------------------------------------------- pools */
@@ -393,8 +418,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     out += nlen;
     *out++ = ':';
     *out++ = ' ';
-    for (i = 0; i < vlen; i++)
-      out[i] = header_byte((unsigned char)v[i]);
+    if (has_control(v, vlen)) {
+      for (i = 0; i < vlen; i++)
+        out[i] = header_byte((unsigned char)v[i]);
+    }
+    else
+      memcpy(out, v, vlen);
     out += vlen;
     *out++ = '\r';
     *out++ = '\n';

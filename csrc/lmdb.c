@@ -56,6 +56,20 @@ static lmdb_str opt_str(lua_State *L, int idx) {
   return s;
 }
 
+/* The userdata at 1 when its metatable is the method's upvalue 1 (new_class puts the
+** class's metatable there: comparing costs less than luaL_checkudata's registry lookup by
+** name); any other value gets luaL_checkudata's check and error. */
+static void *check_self(lua_State *L, const char *tname) {
+  void *p = lua_touserdata(L, 1);
+  if (p != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same)
+      return p;
+  }
+  return luaL_checkudata(L, 1, tname);
+}
+
 /* t[field] as a string; raises naming the field when it is missing or of
 ** the wrong type (required) or of the wrong type (optional). */
 static lmdb_str field_str(lua_State *L, int t, const char *field, int required) {
@@ -187,7 +201,7 @@ typedef struct core_state {
 } core_state;
 
 static int state_gc(lua_State *L) {
-  core_state *st = (core_state *)luaL_checkudata(L, 1, MT_STATE);
+  core_state *st = (core_state *)check_self(L, MT_STATE);
   lmdb_buf_free(&st->out);
   lmdb_json_lexer_free(&st->lexer);
   lmdb_json_lexer_free(&st->item_lexer);
@@ -814,7 +828,7 @@ typedef struct dec_index {
 } dec_index;
 
 static int dec_index_gc(lua_State *L) {
-  dec_index *x = (dec_index *)luaL_checkudata(L, 1, MT_DEC_INDEX);
+  dec_index *x = (dec_index *)check_self(L, MT_DEC_INDEX);
   lmdb_keyset_free(&x->names);
   return 0;
 }
@@ -1112,7 +1126,7 @@ typedef struct enc_plan {
 } enc_plan;
 
 static int enc_plan_gc(lua_State *L) {
-  enc_plan *p = (enc_plan *)luaL_checkudata(L, 1, MT_ENC_PLAN);
+  enc_plan *p = (enc_plan *)check_self(L, MT_ENC_PLAN);
   size_t i;
   for (i = 0; i < p->nallocs; i++)
     free(p->allocs[i]);
@@ -2392,7 +2406,7 @@ typedef struct batch_builder {
 } batch_builder;
 
 static batch_builder *check_builder(lua_State *L) {
-  return (batch_builder *)luaL_checkudata(L, 1, MT_BATCH_BUILDER);
+  return (batch_builder *)check_self(L, MT_BATCH_BUILDER);
 }
 
 static int builder_gc(lua_State *L) {
@@ -2997,7 +3011,7 @@ typedef struct signer_ud {
 } signer_ud;
 
 static int signer_gc(lua_State *L) {
-  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  signer_ud *u = (signer_ud *)check_self(L, MT_SIGNER);
   lmdb_sigv4_signer_free(&u->s);
   lmdb_sigv4_result_free(&u->r);
   return 0;
@@ -3034,13 +3048,13 @@ static int core_signer(lua_State *L) {
 }
 
 static int signer_set_credentials(lua_State *L) {
-  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  signer_ud *u = (signer_ud *)check_self(L, MT_SIGNER);
   signer_set(L, u, check_str(L, 2), check_str(L, 3), opt_str(L, 4));
   return 0;
 }
 
 static int signer_tostring(lua_State *L) {
-  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  signer_ud *u = (signer_ud *)check_self(L, MT_SIGNER);
   if (u->s.access_key_id.len)
     lua_pushfstring(L, "lunamodb.signer (%s)", u->s.access_key_id.data);
   else
@@ -3166,7 +3180,7 @@ static int core_sigv4_sign(lua_State *L) {
 }
 
 static int signer_sign(lua_State *L) {
-  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  signer_ud *u = (signer_ud *)check_self(L, MT_SIGNER);
   lmdb_sigv4_request req;
   lmdb_str region = check_str(L, 2), service = check_str(L, 3);
   int64_t when = check_int64(L, 4);
@@ -3184,7 +3198,7 @@ static int signer_sign(lua_State *L) {
 ** "X-Amz-Date: ...", "Authorization: ..." [, "X-Amz-Security-Token: ..."]: the DynamoDB
 ** request shape, without building tables (or concatenating in Lua). */
 static int signer_sign_post(lua_State *L) {
-  signer_ud *u = (signer_ud *)luaL_checkudata(L, 1, MT_SIGNER);
+  signer_ud *u = (signer_ud *)check_self(L, MT_SIGNER);
   lmdb_sigv4_request req;
   lmdb_header h[3];
   lmdb_str region = check_str(L, 2), service = check_str(L, 3);
@@ -3277,7 +3291,7 @@ static int core_retry_policy(lua_State *L) {
 }
 
 static int policy_decide(lua_State *L) {
-  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  lmdb_retry_policy *p = (lmdb_retry_policy *)check_self(L, MT_POLICY);
   lmdb_retry_class c = (lmdb_retry_class)luaL_checkoption(L, 2, NULL, class_names);
   int attempt = (int)luaL_checkinteger(L, 3);
   double retry_after = luaL_optnumber(L, 4, -1);
@@ -3302,24 +3316,24 @@ static int policy_decide(lua_State *L) {
 }
 
 static int policy_success(lua_State *L) {
-  lmdb_retry_on_success((lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY));
+  lmdb_retry_on_success((lmdb_retry_policy *)check_self(L, MT_POLICY));
   return 0;
 }
 
 static int policy_quota(lua_State *L) {
-  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  lmdb_retry_policy *p = (lmdb_retry_policy *)check_self(L, MT_POLICY);
   lua_pushinteger(L, p->quota);
   return 1;
 }
 
 static int policy_max_attempts(lua_State *L) {
-  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  lmdb_retry_policy *p = (lmdb_retry_policy *)check_self(L, MT_POLICY);
   lua_pushinteger(L, p->max_attempts);
   return 1;
 }
 
 static int policy_observe_clock(lua_State *L) {
-  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  lmdb_retry_policy *p = (lmdb_retry_policy *)check_self(L, MT_POLICY);
   int r = lmdb_retry_observe_clock(p, check_int64(L, 2), check_int64(L, 3),
                                    check_int64(L, 4), lua_toboolean(L, 5));
   lua_pushboolean(L, r);
@@ -3327,7 +3341,7 @@ static int policy_observe_clock(lua_State *L) {
 }
 
 static int policy_clock_offset_ms(lua_State *L) {
-  lmdb_retry_policy *p = (lmdb_retry_policy *)luaL_checkudata(L, 1, MT_POLICY);
+  lmdb_retry_policy *p = (lmdb_retry_policy *)check_self(L, MT_POLICY);
   push_int64(L, p->clock_offset_ms);
   return 1;
 }
@@ -3395,7 +3409,7 @@ typedef struct profile_ud {
 #define MT_PROFILE "lunamodb.profile"
 
 static int profile_gc(lua_State *L) {
-  profile_ud *u = (profile_ud *)luaL_checkudata(L, 1, MT_PROFILE);
+  profile_ud *u = (profile_ud *)check_self(L, MT_PROFILE);
   lmdb_profile_free(&u->p);
   return 0;
 }
@@ -3448,7 +3462,7 @@ typedef struct request_ud {
 } request_ud;
 
 static http_ud *check_http(lua_State *L) {
-  http_ud *u = (http_ud *)luaL_checkudata(L, 1, MT_HTTP);
+  http_ud *u = (http_ud *)check_self(L, MT_HTTP);
   if (u->h == NULL)
     luaL_error(L, "attempt to use a closed lunamodb transport");
   return u;
@@ -3465,7 +3479,7 @@ static int core_http(lua_State *L) {
 }
 
 static int http_close(lua_State *L) {
-  http_ud *u = (http_ud *)luaL_checkudata(L, 1, MT_HTTP);
+  http_ud *u = (http_ud *)check_self(L, MT_HTTP);
   if (u->h) {
     lmdb_http_free(u->h);
     u->h = NULL;
@@ -3474,7 +3488,7 @@ static int http_close(lua_State *L) {
 }
 
 static int http_tostring(lua_State *L) {
-  http_ud *u = (http_ud *)luaL_checkudata(L, 1, MT_HTTP);
+  http_ud *u = (http_ud *)check_self(L, MT_HTTP);
   if (u->h)
     lua_pushfstring(L, "lunamodb.http (%d running)", lmdb_http_running(u->h));
   else
@@ -3578,14 +3592,14 @@ static int http_sockets(lua_State *L) {
 }
 
 static request_ud *check_request(lua_State *L) {
-  request_ud *ru = (request_ud *)luaL_checkudata(L, 1, MT_REQUEST);
+  request_ud *ru = (request_ud *)check_self(L, MT_REQUEST);
   if (ru->r == NULL)
     luaL_error(L, "attempt to use a released lunamodb request");
   return ru;
 }
 
 static int request_release(lua_State *L) {
-  request_ud *ru = (request_ud *)luaL_checkudata(L, 1, MT_REQUEST);
+  request_ud *ru = (request_ud *)check_self(L, MT_REQUEST);
   if (ru->r) {
     lmdb_http_release(ru->r);
     ru->r = NULL;
@@ -3602,12 +3616,30 @@ static int request_done(lua_State *L) {
   return 1;
 }
 
+#define WANT_MAX 32
+
 /* Pushes the final response's headers as { lowercase-name = value }, the first of a
-** repeated name. raw is the transport's block: "name: value\r\n" lines, the names
-** lowercased and the values trimmed already (http.c's on_header). */
-static void push_headers(lua_State *L, lmdb_str raw) {
+** repeated name; with want (a stack index, 0: none), an array of lowercase names, only
+** those: a caller that reads a few headers spares the strings of the others. raw is the
+** transport's block: "name: value\r\n" lines, the names lowercased and the values
+** trimmed already (http.c's on_header). */
+static void push_headers(lua_State *L, lmdb_str raw, int want) {
   const char *p = raw.ptr, *end = raw.ptr + raw.len;
-  lua_createtable(L, 0, 8);
+  lmdb_str names[WANT_MAX];
+  int nwant = 0, i;
+  if (want) {
+    int n = (int)lua_rawlen(L, want);
+    luaL_argcheck(L, n <= WANT_MAX, 2, "at most 32 header names");
+    for (i = 0; i < n; i++) {
+      lua_rawgeti(L, want, i + 1);
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_argerror(L, 2, "header names must be strings");
+      names[i].ptr = lua_tolstring(L, -1, &names[i].len);   /* held by want */
+      lua_pop(L, 1);
+    }
+    nwant = n;
+  }
+  lua_createtable(L, 0, want ? nwant : 8);
   while (p && p < end) {
     const char *eol = memchr(p, '\r', (size_t)(end - p));
     const char *colon;
@@ -3615,7 +3647,19 @@ static void push_headers(lua_State *L, lmdb_str raw) {
       eol = end;
     colon = memchr(p, ':', (size_t)(eol - p));
     if (colon && colon > p && colon + 2 <= eol) {
-      lua_pushlstring(L, p, (size_t)(colon - p));
+      size_t nlen = (size_t)(colon - p);
+      if (want) {
+        for (i = 0; i < nwant; i++)
+          if (names[i].len == nlen && memcmp(names[i].ptr, p, nlen) == 0)
+            break;
+        if (i == nwant) {
+          p = eol + 2;
+          continue;
+        }
+        lua_rawgeti(L, want, i + 1);   /* the caller's string: no new one */
+      }
+      else
+        lua_pushlstring(L, p, nlen);
       lua_pushvalue(L, -1);
       lua_rawget(L, -3);
       if (lua_isnil(L, -1)) {   /* usual: each name once */
@@ -3633,6 +3677,7 @@ static void push_headers(lua_State *L, lmdb_str raw) {
 static int request_result(lua_State *L) {
   request_ud *ru = check_request(L);
   lmdb_net_status ns;
+  int want;
   if (!lmdb_http_done(ru->r))
     return luaL_error(L, "lunamodb: the request has not finished");
   ns = lmdb_http_net_status(ru->r);
@@ -3642,8 +3687,12 @@ static int request_result(lua_State *L) {
     lua_pushstring(L, lmdb_http_net_message(ru->r));
     return 3;
   }
+  want = lua_isnoneornil(L, 2) ? 0 : 2;
+  if (want)
+    luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
   lua_pushinteger(L, (lua_Integer)lmdb_http_status(ru->r));
-  push_headers(L, lmdb_http_headers_raw(ru->r));
+  push_headers(L, lmdb_http_headers_raw(ru->r), want);
   push_str(L, lmdb_http_body(ru->r));
   return 3;
 }
@@ -3744,7 +3793,8 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                       lua_CFunction gc, lua_CFunction tostr) {
   luaL_newmetatable(L, name);
   lua_createtable(L, 0, 8);
-  luaL_setfuncs(L, methods, 0);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, methods, 1);   /* each method's upvalue 1: the metatable (check_self) */
   lua_setfield(L, -2, "__index");
   if (gc) {
     lua_pushcfunction(L, gc);
@@ -3764,7 +3814,7 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 }
 
 static int request_tostring(lua_State *L) {
-  request_ud *ru = (request_ud *)luaL_checkudata(L, 1, MT_REQUEST);
+  request_ud *ru = (request_ud *)check_self(L, MT_REQUEST);
   if (ru->r == NULL)
     lua_pushliteral(L, "lunamodb.http_request (released)");
   else

@@ -54,6 +54,11 @@ end
 -- generated once per call, so every retry of that call reuses it.
 local IDEMPOTENCY_TOKEN = { TransactWriteItems = true, ExecuteTransaction = true }
 
+-- The response headers attempt() reads: transports that honour opts.response_headers make
+-- strings for these only.
+local RESPONSE_HEADERS = { "x-amzn-requestid", "date", "age", "x-amz-crc32", "x-amzn-errortype",
+  "x-amz-retry-after" }
+
 -- Option name -> checker returning an error message or nil.
 local function is_type(t)
   return function(v) if type(v) ~= t then return "must be a " .. t end end
@@ -150,6 +155,7 @@ function M.new(opts, getenv)
       total_timeout_ms = 0,
       max_response_bytes = opts.max_response_bytes,
       ca_bundle = settings.ca_bundle,
+      response_headers = RESPONSE_HEADERS,
     },
     user_agent_header = "User-Agent: " .. M.USER_AGENT
       .. (opts.user_agent and (" " .. opts.user_agent) or ""),

@@ -273,6 +273,18 @@ describe("per-call HTTP options", function()
     assert.equal(0, c.http_opts.total_timeout_ms)
   end)
 
+  it("names the response headers it reads, which the curl transport alone then returns", function()
+    local log = {}
+    local c = new_client(fake_transport(log))
+    local co = coroutine.wrap(function() return c:call("ListTables", {}) end)
+    co(); co()
+    local names = {}
+    for i, n in ipairs(log[1].opts.response_headers) do names[i] = n end
+    table.sort(names)
+    assert.same({ "age", "date", "x-amz-crc32", "x-amz-retry-after", "x-amzn-errortype",
+      "x-amzn-requestid" }, names)
+  end)
+
   it("gives each call with a deadline its own options, never touching the shared ones", function()
     local log = {}
     local c = new_client(fake_transport(log), { timeout = 5, connect_timeout = 2 })

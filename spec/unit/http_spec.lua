@@ -156,6 +156,28 @@ describe("core.http", function()
       assert.is_nil(headers["link"])
     end)
 
+    it("gives the headers it is asked for, the first of a repeated name, and every one without a list", function()
+      local response = "HTTP/1.1 200 OK\r\nX-Amzn-RequestId: R1\r\nx-amzn-requestid: R2\r\n"
+        .. "Date:\tSun, 22 Nov 2026 03:00:00 GMT \r\nX-Folded: one\r\n  two\r\nX-Ctl: a\1b\r\n"
+        .. "X-Other: o\r\nContent-Length: 2\r\n\r\nok"
+      local raw = raw_server(response)
+      local req = fetch_raw(http, raw)
+      raw.close()
+      local status, headers, body = req:result({ "x-amzn-requestid", "date", "x-folded", "x-ctl",
+        "age" })
+      assert.equal(200, status)
+      assert.equal("ok", body)
+      assert.same({ ["x-amzn-requestid"] = "R1", date = "Sun, 22 Nov 2026 03:00:00 GMT",
+        ["x-folded"] = "one two", ["x-ctl"] = "a b" }, headers)
+      assert.equal("o", req:header("X-Other"))           -- the rest is still there
+      local _, all = req:result()
+      assert.same({ ["x-amzn-requestid"] = "R1", date = "Sun, 22 Nov 2026 03:00:00 GMT",
+        ["x-folded"] = "one two", ["x-ctl"] = "a b", ["x-other"] = "o", ["content-length"] = "2" },
+        all)
+      assert.has_error(function() req:result("date") end)
+      assert.has_error(function() req:result({ "date", 1 }) end, "bad argument #1 to 'result' (header names must be strings)")
+    end)
+
     it("handles the loopback server's 100 Continue before the final response", function()
       srv = loopback.start{ routes = { ["POST /"] = {
         { action = "continue", body = "done", headers = { ["X-Final"] = "yes" } },

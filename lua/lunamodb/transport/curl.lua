@@ -8,6 +8,9 @@
 -- Transport interface (what the client and the scheduler use):
 --   transport:send(method, url, headers, body, opts)
 --       -> status, headers, body | nil, net, message
+--                              headers: lowercase name -> value; when opts.response_headers
+--                              lists the (lowercase) names the caller reads, a transport
+--                              may return only those (this one does)
 --   transport:sleep(ms)        yields inside a task, blocks elsewhere
 --   transport:poll(timeout_ms) moves transfers forward, waiting at most timeout_ms
 --                              (the scheduler calls it while a task waits on a request)
@@ -39,7 +42,7 @@ function Transport:send(method, url, headers, body, opts)
   local req, err = self.http:submit(method, url, headers, body, opts)
   if not req then return nil, "other", err end
   wait_request(self, req)
-  local status, hdrs, resp = req:result()
+  local status, hdrs, resp = req:result(opts and opts.response_headers)
   req:release()
   return status, hdrs, resp
 end
