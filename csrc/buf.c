@@ -33,7 +33,7 @@ int lmdb_buf_reserve(lmdb_buf *b, size_t extra) {
   return 0;
 }
 
-int lmdb_buf_append(lmdb_buf *b, const void *p, size_t n) {
+int lmdb_buf_append_grow(lmdb_buf *b, const void *p, size_t n) {
   if (lmdb_buf_reserve(b, n) != 0)
     return -1;
   if (n)
@@ -45,14 +45,6 @@ int lmdb_buf_append(lmdb_buf *b, const void *p, size_t n) {
 
 int lmdb_buf_puts(lmdb_buf *b, const char *s) {
   return lmdb_buf_append(b, s, strlen(s));
-}
-
-int lmdb_buf_putc(lmdb_buf *b, char c) {
-  if (b->len + 1 >= b->cap && lmdb_buf_reserve(b, 1) != 0)
-    return -1;
-  b->data[b->len++] = c;
-  b->data[b->len] = '\0';
-  return 0;
 }
 
 int lmdb_buf_printf(lmdb_buf *b, const char *fmt, ...) {

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---------------------------------------------------------------- buf.c */
 
@@ -25,9 +26,28 @@ typedef struct lmdb_buf {
 
 void lmdb_buf_init(lmdb_buf *b);
 int  lmdb_buf_reserve(lmdb_buf *b, size_t extra);       /* room for extra more */
-int  lmdb_buf_append(lmdb_buf *b, const void *p, size_t n);
+int  lmdb_buf_append_grow(lmdb_buf *b, const void *p, size_t n);  /* append's slow path */
 int  lmdb_buf_puts(lmdb_buf *b, const char *s);
-int  lmdb_buf_putc(lmdb_buf *b, char c);
+/* Appends n bytes (0 or -1 on OOM), the text kept NUL-terminated. Inline: the core appends
+** pieces of a few bytes at a time (JSON, signing), where a call costs as much as the copy. */
+static inline int lmdb_buf_append(lmdb_buf *b, const void *p, size_t n) {
+  if (n < b->cap - b->len) {   /* room for the bytes and the NUL (cap 0: never) */
+    if (n)
+      memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+  }
+  return lmdb_buf_append_grow(b, p, n);
+}
+static inline int lmdb_buf_putc(lmdb_buf *b, char c) {
+  if (b->len + 1 < b->cap) {
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+    return 0;
+  }
+  return lmdb_buf_append_grow(b, &c, 1);
+}
 int  lmdb_buf_printf(lmdb_buf *b, const char *fmt, ...)
 #if defined(__GNUC__)
   __attribute__((format(printf, 2, 3)))
