@@ -643,10 +643,10 @@ static int on_timer(CURLM *m, long timeout_ms, void *ud) {
   return 0;
 }
 
-/* Runs libcurl's timeout handling when its timer is due. */
-static int run_timer(lmdb_http *h) {
+/* Runs libcurl's timeout handling when its timer is due at now. */
+static int run_timer(lmdb_http *h, int64_t now) {
   int running;
-  if (h->timer_deadline_ms < 0 || monotonic_ms() < h->timer_deadline_ms)
+  if (h->timer_deadline_ms < 0 || now < h->timer_deadline_ms)
     return 0;
   h->timer_deadline_ms = -1;   /* on_timer sets the next one */
   return curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running) == CURLM_OK
@@ -1045,11 +1045,10 @@ setopt_failed:
 }
 #undef SETOPT
 
-/* Ends every transfer that has received nothing for its read timeout, as
+/* Ends every transfer that has received nothing for its read timeout by now, as
 ** LMDB_NET_TIMEOUT (NOT_SENT if no request byte left). Returns how many. */
-static int expire_reads(lmdb_http *h) {
+static int expire_reads(lmdb_http *h, int64_t now) {
   lmdb_http_request *r;
-  int64_t now = monotonic_ms();
   int n = 0;
   for (r = h->live; r; r = r->next) {
     CURL *e = r->easy;
@@ -1073,10 +1072,10 @@ static int expire_reads(lmdb_http *h) {
   return n;
 }
 
-/* Milliseconds until the earliest read deadline (-1: none). */
-static long next_read_deadline(lmdb_http *h) {
+/* Milliseconds from now until the earliest read deadline (-1: none). */
+static long next_read_deadline(lmdb_http *h, int64_t now) {
   lmdb_http_request *r;
-  int64_t now = monotonic_ms(), best = -1;
+  int64_t best = -1;
   for (r = h->live; r; r = r->next) {
     if (r->easy && !r->done && r->read_deadline_ms > 0) {
       int64_t left;
@@ -1089,41 +1088,47 @@ static long next_read_deadline(lmdb_http *h) {
   return (long)best;
 }
 
+/* Milliseconds from now until poll must run (-1: nothing pending). */
+static long timeout_at(lmdb_http *h, int64_t now) {
+  long t = -1, r;
+  if (h->timer_deadline_ms >= 0)
+    t = h->timer_deadline_ms > now ? (long)(h->timer_deadline_ms - now) : 0;
+  r = next_read_deadline(h, now);
+  if (r >= 0 && (t < 0 || r < t))
+    t = r;
+  return t;
+}
+
 int lmdb_http_poll(lmdb_http *h, int timeout_ms) {
+  int64_t now;   /* read again only after a wait: a clock read per step adds up */
   if (!h || !h->multi)
     return -1;
+  now = monotonic_ms();
   /* First what is ready now, without waiting. */
-  if (run_timer(h) != 0 || wait_sockets(h, 0) != 0)
+  if (run_timer(h, now) != 0 || wait_sockets(h, 0) != 0)
     return -1;
   /* Wait only when nothing finished yet: the caller wants completions as
   ** soon as they happen. */
-  if (drain(h) + expire_reads(h) == 0 && timeout_ms > 0 && h->inflight > 0) {
-    long t = lmdb_http_timeout(h);
+  if (drain(h) + expire_reads(h, now) == 0 && timeout_ms > 0 && h->inflight > 0) {
+    long t = timeout_at(h, now);
     int wait = timeout_ms;
     if (t >= 0 && t < wait)
       wait = (int)t;
     if (wait > 0 && wait_sockets(h, wait) != 0)
       return -1;
-    if (run_timer(h) != 0)
+    now = monotonic_ms();
+    if (run_timer(h, now) != 0)
       return -1;
     drain(h);
-    expire_reads(h);
+    expire_reads(h, now);
   }
   return h->inflight;
 }
 
 long lmdb_http_timeout(lmdb_http *h) {
-  long t = -1, r;
   if (!h || !h->multi || h->inflight == 0)
     return -1;
-  if (h->timer_deadline_ms >= 0) {
-    int64_t now = monotonic_ms();
-    t = h->timer_deadline_ms > now ? (long)(h->timer_deadline_ms - now) : 0;
-  }
-  r = next_read_deadline(h);
-  if (r >= 0 && (t < 0 || r < t))
-    t = r;
-  return t;
+  return timeout_at(h, monotonic_ms());
 }
 
 int lmdb_http_sockets(lmdb_http *h, lmdb_pollfd *out, int max) {

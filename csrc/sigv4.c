@@ -723,7 +723,17 @@ int lmdb_sigv4_sign(lmdb_sigv4_signer *s, lmdb_str region, lmdb_str service,
     h[n].order = n;
     n++;
   }
-  qsort(h, n, sizeof *h, header_cmp);
+  if (n <= 16) {   /* the usual handful: no qsort callbacks */
+    size_t k;
+    for (i = 1; i < n; i++) {
+      sig_header x = h[i];
+      for (k = i; k > 0 && header_cmp(&x, &h[k - 1]) < 0; k--)
+        h[k] = h[k - 1];
+      h[k] = x;
+    }
+  }
+  else
+    qsort(h, n, sizeof *h, header_cmp);
 
   /* canonical request: one reservation covers the usual case */
   estimate = add_size(estimate, req->method.len);

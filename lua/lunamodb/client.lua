@@ -226,7 +226,9 @@ local function attempt(self, operation, target, body, http_opts, decode)
   local ok, cerr = prepare_credentials(self)
   if not ok then return nil, "fatal", cerr end
   local policy = self.policy
-  local signing_ms = now_ms() + policy:clock_offset_ms()
+  -- one clock read: signing takes microseconds, the skew estimate works in milliseconds
+  local sent = now_ms()
+  local signing_ms = sent + policy:clock_offset_ms()
   local date_line, auth_line, token_line = self.signer:sign_post(self.region, "dynamodb",
     floor(signing_ms / 1000), self.host_header, target, body)
   local headers = {
@@ -238,7 +240,6 @@ local function attempt(self, operation, target, body, http_opts, decode)
     token_line,
   }
 
-  local sent = now_ms()
   local status, hdrs, resp = self.transport:send("POST", self.endpoint, headers, body, http_opts)
   local received = now_ms()
   if not status then
@@ -297,7 +298,7 @@ end
 local function run(self, operation, body, decode)
   local target = TARGETS[operation]
   local policy = self.policy
-  local started = monotonic_ms()
+  local started = self.deadline_ms and monotonic_ms()
   -- The shared options serve every call without a deadline; a deadline
   -- needs a table of this call's own, so calls running side by side
   -- (coroutines on one client) never see each other's time left.
