@@ -118,8 +118,7 @@ static lmdb_json_token lex_string(lmdb_json_lexer *lx) {
   int copied = 0;
   for (;;) {
     unsigned c;
-    while (p < end && lmdb_json_plain[*p])        /* the bulk of a string: plain ASCII */
-      p++;
+    p += lmdb_json_plain_len((const char *)p, (size_t)(end - p));   /* the bulk: plain ASCII */
     if (p >= end) { lx->p = (const char *)p; return fail(lx, "unterminated string"); }
     c = *p;
     if (c == '"') {
@@ -391,8 +390,7 @@ int lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len) {
   if (b->cap - b->len <= len + 2 && lmdb_buf_reserve(b, len + 2) != 0)
     return -1;
   /* the common case, nothing to escape: one copy into the room reserved */
-  while (p < end && lmdb_json_plain[*p])
-    p++;
+  p += lmdb_json_plain_len(s, len);
   if (p == end) {
     char *d = b->data + b->len;
     d[0] = '"';

@@ -679,7 +679,7 @@ static int dec_plain(item_decoder *d, int code) {
       p[3] != ':' || p[4] != '"')
     return 0;
   s = q = p + 5;
-  while (q < end && lmdb_json_plain[*q]) q++;
+  q += lmdb_json_plain_len((const char *)q, (size_t)(end - q));
   if (end - q < 2 || q[0] != '"' || q[1] != '}') return 0;
   if (code == DEC_S) {
     lua_pushlstring(d->L, (const char *)s, (size_t)(q - s));
@@ -1772,14 +1772,13 @@ static int enc_plain_string(item_encoder *ie, const enc_field *f, int v, int typ
                             int first) {
   lua_State *L = ie->e->L;
   lmdb_buf *out = ie->e->out;
-  size_t len, i, hl = f->head_len - (size_t)first;
+  size_t len, hl = f->head_len - (size_t)first;
   const char *s;
   char *d;
   if (type != LUA_TSTRING) return 0;
   s = lua_tolstring(L, v, &len);
   if (len == 0 && (f->flags & ENC_IS_KEY)) return -1;
-  for (i = 0; i < len && lmdb_json_plain[(unsigned char)s[i]]; i++) {}
-  if (i < len) return 0;
+  if (lmdb_json_plain_len(s, len) < len) return 0;
   d = enc_room(ie->e, hl + len + 3);
   copy_small(d, f->head + first, hl);
   d += hl;

@@ -205,6 +205,26 @@ int  lmdb_utf8_valid(const char *s, size_t len);
 int  lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len);
 /* 1 for the bytes a JSON string holds as they are (printable ASCII but '"' and '\\') */
 extern const unsigned char lmdb_json_plain[256];
+/* How many of the n bytes at s are plain (lmdb_json_plain) before the first that is not:
+** eight at a time, as every string written and read goes through it. */
+static inline size_t lmdb_json_plain_len(const char *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, quote, bslash;
+    memcpy(&x, s + i, 8);
+    quote = x ^ (ones * '"');
+    bslash = x ^ (ones * '\\');
+    /* a byte of 0x80 up, under 0x20, '"' or '\\' (exact as to whether there is one): the
+    ** bytewise loop below finds which */
+    if ((x | ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) &
+        highs)
+      break;
+  }
+  while (i < n && lmdb_json_plain[(unsigned char)s[i]])
+    i++;
+  return i;
+}
 
 /* ------------------------------------------------------- paginate.c */
 

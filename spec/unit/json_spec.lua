@@ -44,6 +44,31 @@ describe("core.json_encode", function()
     assert.has_error(function() encode("\237\160\128") end)  -- an encoded surrogate
   end)
 
+  -- Plain runs are scanned eight bytes at a time: every byte value, at every place around
+  -- the 8-byte steps, must still be found (escaped, refused, or kept).
+  it("finds any byte that is not plain wherever it stands in a string", function()
+    local escapes = { [34] = '\\"', [92] = "\\\\", [8] = "\\b", [9] = "\\t", [10] = "\\n",
+      [12] = "\\f", [13] = "\\r" }
+    for len = 1, 19 do
+      for at = 1, len do
+        for b = 0, 255 do
+          local s = ("a"):rep(at - 1) .. string.char(b) .. ("a"):rep(len - at)
+          local ok, text = pcall(encode, s)
+          if b >= 0x80 then
+            assert.is_false(ok, "byte " .. b)                     -- a lone byte: not UTF-8
+          else
+            local esc = escapes[b] or (b < 0x20 and ("\\u%04x"):format(b)) or string.char(b)
+            assert.equal('"' .. ("a"):rep(at - 1) .. esc .. ("a"):rep(len - at) .. '"', text)
+            assert.equal(s, decode(text))
+            if b < 0x20 then                                      -- raw, it is refused
+              assert.matches("control character", select(2, decode('"' .. s .. '"')))
+            end
+          end
+        end
+      end
+    end
+  end)
+
   it("tells arrays from objects", function()
     assert.equal("{}", encode({}))
     assert.equal("[]", encode(lunamodb.array()))
