@@ -19,6 +19,16 @@
 #  define LMDB_NO_INTEGERS 1
 #endif
 
+/* lua_rawget, giving the value's type as Lua 5.3 and later do */
+#if LUA_VERSION_NUM < 503
+static inline int lmdb_rawget(lua_State *L, int idx) {
+  lua_rawget(L, idx);
+  return lua_type(L, -1);
+}
+#else
+#  define lmdb_rawget(L, idx) lua_rawget(L, (idx))
+#endif
+
 #if LUA_VERSION_NUM < 504
 #  define lua_newuserdatauv(L, sz, nuv) lua_newuserdata(L, (sz))
 /* a userdata's one user value: LuaJIT's environment table */

@@ -1791,12 +1791,11 @@ static int enc_plain_string(item_encoder *ie, const enc_field *f, int v, int typ
   return 1;
 }
 
-/* One member ('"wire":value') for the value at v, after a comma unless it is the first;
-** 0: give up. */
-static int enc_member(item_encoder *ie, const enc_field *f, int v, int *first) {
+/* One member ('"wire":value') for the value at v (type: its lua_type), after a comma unless
+** it is the first; 0: give up. */
+static int enc_member(item_encoder *ie, const enc_field *f, int v, int type, int *first) {
   lmdb_buf *out = ie->e->out;
   size_t mark = out->len, start = mark + !*first;
-  int type = lua_type(ie->e->L, v);
   int r = (f->flags & 15) == DEC_S ? enc_plain_string(ie, f, v, type, *first) : 0;
   if (r < 0) return 0;
   if (r == 0) {
@@ -1826,16 +1825,18 @@ static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals) {
   luaL_checkstack(L, 12, "lunamodb: nesting too deep");
   ENC_LIT(ie->e, "{");
   if (lp->subset) {
+    int value = lua_gettop(L) + 1;                     /* where each value is read to */
     for (i = 0; i < lp->n; i++) {
       const enc_field *f = &lp->fields[i];
+      int type;
       lua_rawgeti(L, ie->anchor, f->name_slot);
-      lua_rawget(L, vals);
-      if (lua_isnil(L, -1)) {
+      type = lmdb_rawget(L, vals);
+      if (type == LUA_TNIL) {
         lua_pop(L, 1);
         if (f->must) return 0;
         continue;
       }
-      if (!enc_member(ie, f, lua_gettop(L), &first)) return 0;
+      if (!enc_member(ie, f, value, type, &first)) return 0;
       lua_pop(L, 1);
     }
   } else {
@@ -1843,7 +1844,7 @@ static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals) {
     lua_pushnil(L);
     while (lua_next(L, vals)) {
       const enc_field *f = plan_find(L, lp, value - 1);
-      if (f == NULL || !enc_member(ie, f, value, &first)) return 0;
+      if (f == NULL || !enc_member(ie, f, value, lua_type(L, value), &first)) return 0;
       must += f->must;
       lua_pop(L, 1);
     }
