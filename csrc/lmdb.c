@@ -521,6 +521,7 @@ typedef struct item_decoder {
   lua_State *L;
   lmdb_json_lexer *lx;
   int hooks, array_mt;
+  int index_mt;              /* stack slot of the level indexes' metatable (dec_index_of) */
 } item_decoder;
 
 #define DEC_ABSENT 2   /* an attribute value stored as NULL: nothing pushed */
@@ -834,15 +835,19 @@ static int dec_index_gc(lua_State *L) {
 }
 
 /* Pushes the index of the level spec (a table) and its user value; builds it the first
-** time. Returns the index. */
-static dec_index *dec_index_of(lua_State *L, int spec) {
+** time. Returns the index. index_mt: the stack slot of the indexes' metatable. */
+static dec_index *dec_index_of(lua_State *L, int spec, int index_mt) {
   dec_index *x;
   int n = 0, uv;
   lua_rawgeti(L, spec, DEC_INDEX);
-  x = (dec_index *)luaL_testudata(L, -1, MT_DEC_INDEX);
-  if (x != NULL) {
-    lmdb_getuservalue(L, -1);
-    return x;
+  x = (dec_index *)lua_touserdata(L, -1);
+  if (x != NULL && lua_getmetatable(L, -1)) {
+    int same = lua_rawequal(L, -1, index_mt);
+    lua_pop(L, 1);
+    if (same) {
+      lmdb_getuservalue(L, -1);
+      return x;
+    }
   }
   lua_pop(L, 1);
   lua_pushnil(L);
@@ -888,12 +893,12 @@ static int dec_object(item_decoder *d, int spec) {
   const dec_index *x;
   lmdb_json_token t;
   luaL_checkstack(L, 12, "lunamodb: nesting too deep");
-  x = dec_index_of(L, spec);                            /* index, user value */
+  x = dec_index_of(L, spec, d->index_mt);               /* index, user value */
   uv = lua_gettop(L);
   lua_rawgeti(L, spec, 1);
   keep = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, (int)x->names.n);       /* room for what the level declares */
   out = lua_gettop(L);
   lua_rawgeti(L, spec, 2);                      /* the key of the names put aside, or nil */
   aside = lua_isnil(L, -1) ? 0 : lua_gettop(L);
@@ -940,14 +945,13 @@ static int dec_object(item_decoder *d, int spec) {
       continue;
     }
     lua_rawgeti(L, uv, (int)f + 1);                       /* entry */
-    r = dec_attr(d, lua_gettop(L), x->code[f], lmdb_json_next(lx));
+    lua_rawgeti(L, -1, 2);                                /* name, under the value */
+    r = dec_attr(d, lua_gettop(L) - 1, x->code[f], lmdb_json_next(lx));
     if (r == 0) break;
     if (r == DEC_ABSENT) {
-      lua_pop(L, 1);
+      lua_pop(L, 2);
       continue;
     }
-    lua_rawgeti(L, -2, 2);                                /* name */
-    lua_insert(L, -2);
     lua_rawset(L, out);
     lua_pop(L, 1);
   }
@@ -999,6 +1003,8 @@ static int core_decode_items(lua_State *L) {
   d.lx = lx;
   d.hooks = 5;
   d.array_mt = 6;
+  luaL_getmetatable(L, MT_DEC_INDEX);
+  d.index_mt = 7;
   lmdb_json_lexer_init(lx, s.ptr, s.len, JSON_MAX_DEPTH);
   if (lmdb_json_next(lx) != LMDB_JSON_OBJECT_START) {
     lua_pushnil(L);
