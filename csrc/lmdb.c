@@ -1831,20 +1831,23 @@ static int enc_level(item_encoder *ie, const enc_level_plan *lp, int vals) {
   luaL_checkstack(L, 12, "lunamodb: nesting too deep");
   ENC_LIT(ie->e, "{");
   if (lp->subset) {
-    int value = lua_gettop(L) + 1;                     /* where each value is read to */
+    /* each value is read to the slot above the last one, which stays until the end: one
+    ** settop for the level instead of a pop per field */
+    int base = lua_gettop(L), value = base;
+    luaL_checkstack(L, lp->n + 2, "lunamodb: too many attributes");
     for (i = 0; i < lp->n; i++) {
       const enc_field *f = &lp->fields[i];
       int type;
       lua_rawgeti(L, ie->anchor, f->name_slot);
       type = lmdb_rawget(L, vals);
+      value++;
       if (type == LUA_TNIL) {
-        lua_pop(L, 1);
         if (f->must) return 0;
         continue;
       }
       if (!enc_member(ie, f, value, type, &first)) return 0;
-      lua_pop(L, 1);
     }
+    lua_settop(L, base);
   } else {
     int value = lua_gettop(L) + 2;                     /* where lua_next leaves each value */
     lua_pushnil(L);

@@ -106,8 +106,10 @@ function M.writer(cls, opts)
     end
   end
   if cls ~= nil and not I.classes[cls] then error("lunamodb: not a model class", 0) end
+  -- save is the batch's own field: batch:save runs once per item, and a field found in the
+  -- table costs less than one found through the metatable
   return setmetatable({ false, cls = cls, max_attempts = n or M.MAX_ATTEMPTS,
-    ignore_version = ignore_version }, Writer)
+    ignore_version = ignore_version, save = Writer.save }, Writer)
 end
 
 -- A key's identity in a batch: the Key map's JSON, hash then range. key is a wire Key (or a
