@@ -2551,7 +2551,7 @@ static int builder_put(lua_State *L) {
 ** Lua batch:save called them, so the levels of the errors they raise still name the user's
 ** line.
 */
-enum { SAVE_ADD = 4, SAVE_DUPLICATE, SAVE_ITEM_STATE, SAVE_WHOLE };
+enum { SAVE_ADD = 4, SAVE_DUPLICATE, SAVE_ITEM_STATE, SAVE_WHOLE, SAVE_BUILDER_MT };
 
 static int batch_save(lua_State *L) {
   int declined = 0;
@@ -2571,7 +2571,11 @@ static int batch_save(lua_State *L) {
         lua_rawgeti(L, 4, 1);                                              /* 6: builder */
         lua_rawgeti(L, 4, 2);                                              /* 7: plan */
         lua_rawgeti(L, 4, 3);                                              /* 8: table name */
-        b = (batch_builder *)luaL_testudata(L, 6, MT_BATCH_BUILDER);
+        b = (batch_builder *)lua_touserdata(L, 6);   /* a builder: its metatable tells */
+        if (b != NULL && (!lua_getmetatable(L, 6) ||
+                          !lua_rawequal(L, -1, lua_upvalueindex(SAVE_BUILDER_MT))))
+          b = NULL;
+        lua_settop(L, 8);
         if (b != NULL && lua_type(L, 8) == LUA_TSTRING) {
           r = builder_put_at(L, b, 6, 2, 7, 8);
           if (r > 0) return 0;
@@ -2608,7 +2612,8 @@ static int core_batch_saver(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(i));
   for (i = 1; i <= 4; i++)
     lua_pushvalue(L, i);
-  lua_pushcclosure(L, batch_save, 7);
+  luaL_getmetatable(L, MT_BATCH_BUILDER);
+  lua_pushcclosure(L, batch_save, 8);
   return 1;
 }
 
