@@ -123,13 +123,6 @@ static int is_ws(char c) {
   return c == ' ' || c == '\t';
 }
 
-/* RFC 9110 tchar: what a header name or a method may contain. */
-static int is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')
-    return 1;
-  return c != 0 && strchr("!#$%&'*+.^_`|~", c) != NULL;
-}
-
 /* Whether p[0..n) holds a control byte other than a tab (CR, LF, NUL, ..., DEL): eight
 ** bytes a step, since every request header and response header line goes through it. */
 static int has_control(const char *p, size_t n) {
@@ -164,7 +157,7 @@ static int has_control(const char *p, size_t n) {
 static size_t header_name_len(const char *line, size_t *line_len) {
   const unsigned char *p = (const unsigned char *)line;
   size_t n = 0, len;
-  while (is_tchar(p[n]))
+  while (lmdb_is_tchar(p[n]))
     n++;
   if (n == 0 || (p[n] != ':' && p[n] != ';'))
     return 0;
@@ -818,7 +811,7 @@ static int check_opts(const lmdb_http_opts *o, char *err, size_t errlen) {
 static int check_method(const char *m) {
   size_t i;
   for (i = 0; m[i]; i++)
-    if (i >= HTTP_MAX_METHOD || !is_tchar((unsigned char)m[i]))
+    if (i >= HTTP_MAX_METHOD || !lmdb_is_tchar((unsigned char)m[i]))
       return -1;
   return i > 0 ? 0 : -1;
 }

@@ -14,6 +14,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* RFC 9110 tchar: what a header name or a method may contain (http.c checks the lines it
+** sends with it, sigv4.c what it signs). */
+static inline int lmdb_is_tchar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')
+    return 1;
+  return c != 0 && strchr("!#$%&'*+.^_`|~", c) != NULL;
+}
+
 /* ---------------------------------------------------------------- buf.c */
 
 /* A growable byte buffer. data is always NUL-terminated when non-NULL, so

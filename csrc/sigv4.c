@@ -49,14 +49,6 @@ static int is_unreserved(unsigned char c) {
          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-/* RFC 7230 tchar: what a header name or a method may contain. Anything else
-** (':', whitespace, CR/LF) would make the canonical request ambiguous. */
-static int is_tchar(unsigned char c) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-    return 1;
-  return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 /* The whitespace Trimall removes (Python's str.split() for ASCII, which
 ** botocore uses). No locale: isspace() could differ per host. */
 static int is_space(unsigned char c) {
@@ -331,6 +323,23 @@ static int put_lower(lmdb_buf *b, const char *s, size_t n) {
   return 0;
 }
 
+/* Whether s[0..n) has no byte under 0x21 (no space, tab, CR, LF, NUL or other control
+** byte): then it is its own Trimall. Eight bytes a step. */
+static int all_visible(const char *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    memcpy(&x, s + i, 8);
+    if ((x - ones * 0x21) & ~x & highs)   /* some byte under 0x21 (exact as to whether) */
+      return 0;
+  }
+  for (; i < n; i++)
+    if ((unsigned char)s[i] < 0x21)
+      return 0;
+  return 1;
+}
+
 /* Appends Trimall(value): trimmed, whitespace runs (folded continuation
 ** lines included) as one space. A CR or LF is accepted only as part of a
 ** fold (CR LF, or LF, then SP/HT), and NUL never: either could end the
@@ -339,6 +348,8 @@ static int put_trimmed(lmdb_buf *b, const char *s, size_t n) {
   size_t i;
   char *o;
   int pending = 0, any = 0;
+  if (all_visible(s, n))   /* the usual value: no whitespace or control byte at all */
+    return lmdb_buf_append(b, s, n);
   if (lmdb_buf_reserve(b, n) != 0)
     return -1;
   o = b->data + b->len;
@@ -637,7 +648,7 @@ int lmdb_sigv4_sign(lmdb_sigv4_signer *s, lmdb_str region, lmdb_str service,
     goto cleanup;
   }
   for (i = 0; i < req->method.len; i++)
-    if (!is_tchar((unsigned char)req->method.ptr[i])) {
+    if (!lmdb_is_tchar((unsigned char)req->method.ptr[i])) {
       r->error = "the method is not an HTTP token";
       goto cleanup;
     }
@@ -675,7 +686,7 @@ int lmdb_sigv4_sign(lmdb_sigv4_signer *s, lmdb_str region, lmdb_str service,
       goto cleanup;
     }
     for (k = 0; k < in->name.len; k++)
-      if (!is_tchar((unsigned char)in->name.ptr[k])) {
+      if (!lmdb_is_tchar((unsigned char)in->name.ptr[k])) {
         r->error = "a header name is not an HTTP token";
         goto cleanup;
       }

@@ -191,6 +191,27 @@ describe("sigv4 header selection", function()
     table.insert(args.headers, { "x-multi", "a\t\tc" })
     assert.matches("\nx%-multi:b,a c\n", core.sigv4_sign(args).canonical_request)
   end)
+
+  -- Values without whitespace are copied eight bytes a step: whitespace anywhere around
+  -- those steps must still be trimmed and folded as Trimall does.
+  it("trims and folds whitespace wherever it stands in a value", function()
+    for len = 1, 19 do
+      for at = 1, len do
+        for _, ws in ipairs({ " ", "\t", "  ", "\t \t" }) do
+          local value = ("v"):rep(at - 1) .. ws .. ("w"):rep(len - at)
+          local want = (value:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
+          local args = fixtures.sign_args(case)
+          table.insert(args.headers, { "X-Spaced", value })
+          local cr = core.sigv4_sign(args).canonical_request
+          assert.equal(want, cr:match("\nx%-spaced:([^\n]*)\n"), ("%q"):format(value))
+        end
+        local plain = ("v"):rep(len)
+        local args = fixtures.sign_args(case)
+        table.insert(args.headers, { "X-Spaced", plain })
+        assert.equal(plain, core.sigv4_sign(args).canonical_request:match("\nx%-spaced:([^\n]*)\n"))
+      end
+    end
+  end)
 end)
 
 
