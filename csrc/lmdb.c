@@ -1978,6 +1978,7 @@ static int core_encode_item(lua_State *L) {
 */
 enum { UK_ACTION = 1, UK_PATH, UK_VALUE, UK_ARITH, UK_IF_NOT_EXISTS, UK_LIST_APPEND };
 #define UPD_MAX_NAMES 256
+#define UPD_MAX_ACTIONS 256       /* more: the Lua serializer writes them */
 #define UPD_MAX_EXPR 4096
 
 typedef struct upd_writer {
@@ -2133,6 +2134,7 @@ static int core_update_body(lua_State *L) {
   lmdb_str head, tail;
   size_t n, i, count = 0;
   int c, ok = 1, which[4] = { 0, 0, 0, 0 };
+  unsigned char clause_of[UPD_MAX_ACTIONS];
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   head = check_str(L, 3);
@@ -2150,18 +2152,21 @@ static int core_update_body(lua_State *L) {
   w.nn = w.nv = 0;
   /* an array of actions and nothing else, each of a known clause */
   n = (size_t)lua_rawlen(L, 2);
-  if (n == 0 || lua_getmetatable(L, 2)) { lua_pushnil(L); return 1; }
+  if (n == 0 || n > UPD_MAX_ACTIONS || lua_getmetatable(L, 2)) { lua_pushnil(L); return 1; }
   lua_pushnil(L);
   while (lua_next(L, 2)) { lua_pop(L, 1); count++; }
   if (count != n) { lua_pushnil(L); return 1; }
   for (i = 1; i <= n; i++) {
+    size_t len;
     const char *cl;
     lua_rawgeti(L, 2, (int)i);
     if (upd_kind(&w, lua_gettop(L)) != UK_ACTION) { lua_pushnil(L); return 1; }
-    cl = lua_tostring(L, upd_field(L, lua_gettop(L), "clause"));
-    for (c = 0; c < 4 && (cl == NULL || strcmp(cl, clauses[c]) != 0); c++) {}
+    cl = lua_tolstring(L, upd_field(L, lua_gettop(L), "clause"), &len);
+    for (c = 0; c < 4 && (cl == NULL || len != strlen(clauses[c]) ||
+                          memcmp(cl, clauses[c], len) != 0); c++) {}
     if (c == 4) { lua_pushnil(L); return 1; }
     which[c]++;
+    clause_of[i - 1] = (unsigned char)c;   /* read once: the clause passes below use it */
     lua_pop(L, 2);
   }
   /* the state's (nothing here calls Lua code, so no nested call can clobber them) */
@@ -2176,14 +2181,11 @@ static int core_update_body(lua_State *L) {
          upd_put(w.expr, clauses[c], strlen(clauses[c])) && UPD_LIT(w.expr, " ");
     for (i = 1; ok && i <= n; i++) {
       int a;
-      const char *cl;
+      if (clause_of[i - 1] != c) continue;
       lua_rawgeti(L, 2, (int)i);
       a = lua_gettop(L);
-      cl = lua_tostring(L, upd_field(L, a, "clause"));
-      if (cl && strcmp(cl, clauses[c]) == 0) {
-        ok = (first || UPD_LIT(w.expr, ", ")) && upd_action(&w, a, c);
-        first = 0;
-      }
+      ok = (first || UPD_LIT(w.expr, ", ")) && upd_action(&w, a, c);
+      first = 0;
       lua_settop(L, a - 1);
     }
   }
