@@ -2073,17 +2073,33 @@ static int upd_operand(upd_writer *w, int idx) {
   switch (upd_kind(w, idx)) {
     case UK_PATH:
       return upd_path(w, idx);
-    case UK_VALUE:
-      a = upd_field(L, idx, "av");
-      ok = lua_istable(L, a) && (w->nv == 0 || UPD_LIT(w->values, ",")) &&
+    case UK_VALUE: {
+      /* a plain value holds its type letter and text (t, v), anything else its av */
+      size_t tl = 0, vl = 0;
+      const char *t = NULL, *v = NULL;
+      lua_pushliteral(L, "t");
+      if (lmdb_rawget(L, idx) == LUA_TSTRING) {
+        t = lua_tolstring(L, -1, &tl);
+        lua_pushliteral(L, "v");
+        if (lmdb_rawget(L, idx) == LUA_TSTRING)
+          v = lua_tolstring(L, -1, &vl);
+      }
+      a = t ? 0 : upd_field(L, idx, "av");
+      ok = (t ? v != NULL : lua_istable(L, a)) && (w->nv == 0 || UPD_LIT(w->values, ",")) &&
            UPD_LIT(w->values, "\"") && upd_placeholder(w->values, ':', w->nv) &&
            UPD_LIT(w->values, "\":");
-      if (ok) {
+      if (ok && t) {
+        ok = UPD_LIT(w->values, "{") && lmdb_json_put_string(w->values, t, tl) == 0 &&
+             UPD_LIT(w->values, ":") && lmdb_json_put_string(w->values, v, vl) == 0 &&
+             UPD_LIT(w->values, "}") && upd_placeholder(w->expr, ':', w->nv++);
+      }
+      else if (ok) {
         w->e->out = w->values;
         encode_value(w->e, a);
         ok = upd_placeholder(w->expr, ':', w->nv++);
       }
       break;
+    }
     case UK_ARITH: {
       size_t sl;
       const char *sym;

@@ -265,8 +265,9 @@ local function check_string(v, node, key, kind)
   size = size + #v
 end
 
--- plain_av(v): the AttributeValue serialize gives a plain Lua value, made without the encode
--- chain (expressions build one per update value), or nil to let serialize decide (and raise).
+-- plain_value(v): the wire text of the AttributeValue ({ [type] = text }) serialize gives a
+-- plain Lua value, made without the encode chain (expressions make one per update value), or
+-- nil to let serialize decide (and raise).
 class {
   kind = "Unicode", type = "S",
   methods = {
@@ -275,8 +276,8 @@ class {
       return { S = v }
     end,
     decode = function(self, av, node, key) return unwrap(self, av, node, key) end,
-    plain_av = function(_, v)
-      if type(v) == "string" and utf8_valid(v) then return { S = v } end
+    plain_value = function(_, v)
+      if type(v) == "string" and utf8_valid(v) then return v end
     end,
   },
 }
@@ -298,9 +299,8 @@ class {
   kind = "Number", type = "N",
   methods = {
     encode = function(_, v, node, key) return { N = number_text(v, node, key) } end,
-    plain_av = function(_, v)
-      local text = type(v) == "number" and encode_number(v)
-      if text then return { N = text } end
+    plain_value = function(_, v)
+      return type(v) == "number" and encode_number(v) or nil
     end,
     decode = function(self, av, node, key)
       local text = unwrap(self, av, node, key)

@@ -140,6 +140,23 @@ local function value_operand(av)
   return setmetatable({ kind = "value", av = av }, Value)
 end
 
+-- A value operand of a plain string or number: its type letter and wire text, the
+-- AttributeValue table made only if something reads .av (the Lua serializer, tostring);
+-- core.update_body writes it from the two. One table per update value instead of two.
+Value.__index = function(o, k)
+  if k == "av" then
+    local t = rawget(o, "t")
+    if t then
+      local av = { [t] = rawget(o, "v") }
+      rawset(o, "av", av)
+      return av
+    end
+  end
+end
+local function plain_operand(t, v)
+  return setmetatable({ kind = "value", t = t, v = v }, Value)
+end
+
 ---------------------------------------------------------------- paths
 
 local Path = {}                      -- methods
@@ -325,12 +342,13 @@ local function value_av(p, v)
   return dynamic(v, p[TEXT])
 end
 
--- A plain number or string for a built-in Number or Unicode attribute: its AttributeValue
--- without the encode chain (nil: value_av decides, and raises what is wrong).
-local function plain_av(p, v)
+-- A plain number or string for a built-in Number or Unicode attribute: its type letter and
+-- wire text, without the encode chain (nil: value_av decides, and raises what is wrong).
+local function plain_value(p, v)
   local attr = p[ATTR]
-  local plain = attr and attr.plain_av
-  return plain and plain(attr, v)
+  local plain = attr and attr.plain_value
+  local text = plain and plain(attr, v)
+  if text then return attr.type, text end
 end
 
 -- value_av of any v: nil and nodes refused, with where as the error's context.
@@ -563,8 +581,11 @@ end
 
 -- (The error context is made only on the failing branches: set is on every update's path.)
 function Path:set(v)
-  local av = plain_av(self, v)
-  if av then return new_action("SET", self, value_operand(av)) end
+  local tv = type(v)
+  if tv == "string" or tv == "number" then
+    local t, text = plain_value(self, v)
+    if t then return new_action("SET", self, plain_operand(t, text)) end
+  end
   if v == nil then
     fail("%s: use %s:remove() to delete the attribute, or lunamodb.null to store NULL",
       where(self, "set", "nil"), self[TEXT])
@@ -734,9 +755,11 @@ end
 local function arith(sym, a, b)
   -- the common case first: a Number attribute's path and a plain number (arith_side's
   -- checks hold for both)
-  local av = getmetatable(a) == PathMT and plain_av(a, b)
-  if av and a[ATTR].type == "N" then
-    return setmetatable({ kind = "arith", sym = sym, a = a, b = value_operand(av) }, Arith)
+  if getmetatable(a) == PathMT then
+    local t, text = plain_value(a, b)
+    if t == "N" then
+      return setmetatable({ kind = "arith", sym = sym, a = a, b = plain_operand(t, text) }, Arith)
+    end
   end
   local ref = numeric_path(a) or numeric_path(b)
   local left = arith_side(a, ref, a, sym, b)
