@@ -118,7 +118,8 @@ static lmdb_json_token lex_string(lmdb_json_lexer *lx) {
   int copied = 0;
   for (;;) {
     unsigned c;
-    p += lmdb_json_plain_len((const char *)p, (size_t)(end - p));   /* the bulk: plain ASCII */
+    while (p < end && lmdb_json_plain[*p])        /* the bulk of a string: plain ASCII (a */
+      p++;                                        /* byte at a time: most are a few bytes) */
     if (p >= end) { lx->p = (const char *)p; return fail(lx, "unterminated string"); }
     c = *p;
     if (c == '"') {

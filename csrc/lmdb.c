@@ -680,7 +680,7 @@ static int dec_plain(item_decoder *d, int code) {
       p[3] != ':' || p[4] != '"')
     return 0;
   s = q = p + 5;
-  q += lmdb_json_plain_len((const char *)q, (size_t)(end - q));
+  while (q < end && lmdb_json_plain[*q]) q++;
   if (end - q < 2 || q[0] != '"' || q[1] != '}') return 0;
   if (code == DEC_S) {
     lua_pushlstring(d->L, (const char *)s, (size_t)(q - s));

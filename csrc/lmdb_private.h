@@ -213,8 +213,10 @@ int  lmdb_utf8_valid(const char *s, size_t len);
 int  lmdb_json_put_string(lmdb_buf *b, const char *s, size_t len);
 /* 1 for the bytes a JSON string holds as they are (printable ASCII but '"' and '\\') */
 extern const unsigned char lmdb_json_plain[256];
-/* How many of the n bytes at s are plain (lmdb_json_plain) before the first that is not:
-** eight at a time, as every string written and read goes through it. */
+/* How many of the n bytes at s are plain (lmdb_json_plain) before the first that is not,
+** eight at a time: for the writers, whose strings (names, values) run to tens of bytes. The
+** lexer reads a byte at a time, as most strings it meets are one or two ("S", "N"), where
+** setting up the word test would cost more than it saves. */
 static inline size_t lmdb_json_plain_len(const char *s, size_t n) {
   const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
   size_t i = 0;
