@@ -217,20 +217,24 @@ extern const unsigned char lmdb_json_plain[256];
 ** eight at a time: for the writers, whose strings (names, values) run to tens of bytes. The
 ** lexer reads a byte at a time, as most strings it meets are one or two ("S", "N"), where
 ** setting up the word test would cost more than it saves. */
-static inline size_t lmdb_json_plain_len(const char *s, size_t n) {
+static inline int lmdb_json_word_plain(const char *s) {
   const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  uint64_t x, quote, bslash;
+  memcpy(&x, s, 8);
+  quote = x ^ (ones * '"');
+  bslash = x ^ (ones * '\\');
+  /* no byte of 0x80 up, under 0x20, '"' or '\\' (the test is exact as to whether) */
+  return !((x | ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) &
+           highs);
+}
+static inline size_t lmdb_json_plain_len(const char *s, size_t n) {
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t x, quote, bslash;
-    memcpy(&x, s + i, 8);
-    quote = x ^ (ones * '"');
-    bslash = x ^ (ones * '\\');
-    /* a byte of 0x80 up, under 0x20, '"' or '\\' (exact as to whether there is one): the
-    ** bytewise loop below finds which */
-    if ((x | ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) &
-        highs)
+  for (; i + 8 <= n; i += 8)
+    if (!lmdb_json_word_plain(s + i))
       break;
-  }
+  /* the last bytes as one word overlapping the one before, when that one was plain */
+  if (i < n && n >= 8 && i + 8 > n && lmdb_json_word_plain(s + n - 8))
+    return n;
   while (i < n && lmdb_json_plain[(unsigned char)s[i]])
     i++;
   return i;
