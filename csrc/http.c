@@ -123,30 +123,27 @@ static int is_ws(char c) {
   return c == ' ' || c == '\t';
 }
 
-/* Whether p[0..n) holds a control byte other than a tab (CR, LF, NUL, ..., DEL): eight
-** bytes a step, since every request header and response header line goes through it. */
+/* A control byte other than a tab (CR, LF, NUL, ..., DEL): refused in a request header
+** line, made a space in a response's. */
+static int is_control(unsigned char c) {
+  return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* Whether p[0..n) holds a control byte: eight bytes a step, since every request header and
+** response header line goes through it. */
 static int has_control(const char *p, size_t n) {
-  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
   size_t i = 0, k;
   for (; i + 8 <= n; i += 8) {
-    uint64_t x, del;
-    memcpy(&x, p + i, 8);
-    del = x ^ (ones * 0x7f);
-    /* some byte under 0x20 or equal to 0x7f (exact as to whether there is one): look
-    ** closer, a tab is fine */
-    if ((((x - ones * 0x20) & ~x) | ((del - ones) & ~del)) & highs) {
-      for (k = i; k < i + 8; k++) {
-        unsigned char c = (unsigned char)p[k];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
+    uint64_t x = lmdb_load8(p + i);
+    if (lmdb_bytes_below(x, 0x20) | lmdb_bytes_equal(x, 0x7f)) {   /* look closer: a tab is fine */
+      for (k = i; k < i + 8; k++)
+        if (is_control((unsigned char)p[k]))
           return 1;
-      }
     }
   }
-  for (; i < n; i++) {
-    unsigned char c = (unsigned char)p[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7f)
+  for (; i < n; i++)
+    if (is_control((unsigned char)p[i]))
       return 1;
-  }
   return 0;
 }
 
@@ -340,7 +337,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
 /* A header byte as kept: control bytes (a stray CR, NUL, ...) would break the "\r\n"
 ** framing of the block, so they become spaces. */
 static char header_byte(unsigned char c) {
-  return (char)(((c < 0x20 && c != '\t') || c == 0x7f) ? ' ' : c);
+  return (char)(is_control(c) ? ' ' : c);
 }
 
 /* One header line per call, status lines and the blank line included. We

@@ -56,18 +56,24 @@ static lmdb_str opt_str(lua_State *L, int idx) {
   return s;
 }
 
+/* The userdata at idx when its metatable is the value at mt (an absolute or upvalue index
+** where the caller holds the class's metatable: comparing costs less than luaL_checkudata's
+** registry lookup by name), else NULL. */
+static void *udata_with_mt(lua_State *L, int idx, int mt) {
+  void *p = lua_touserdata(L, idx);
+  int same;
+  if (p == NULL || !lua_getmetatable(L, idx))
+    return NULL;
+  same = lua_rawequal(L, -1, mt);
+  lua_pop(L, 1);
+  return same ? p : NULL;
+}
+
 /* The userdata at 1 when its metatable is the method's upvalue 1 (new_class puts the
-** class's metatable there: comparing costs less than luaL_checkudata's registry lookup by
-** name); any other value gets luaL_checkudata's check and error. */
+** class's metatable there); any other value gets luaL_checkudata's check and error. */
 static void *check_self(lua_State *L, const char *tname) {
-  void *p = lua_touserdata(L, 1);
-  if (p != NULL && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same)
-      return p;
-  }
-  return luaL_checkudata(L, 1, tname);
+  void *p = udata_with_mt(L, 1, lua_upvalueindex(1));
+  return p ? p : luaL_checkudata(L, 1, tname);
 }
 
 /* t[field] as a string; raises naming the field when it is missing or of
@@ -840,14 +846,10 @@ static dec_index *dec_index_of(lua_State *L, int spec, int index_mt) {
   dec_index *x;
   int n = 0, uv;
   lua_rawgeti(L, spec, DEC_INDEX);
-  x = (dec_index *)lua_touserdata(L, -1);
-  if (x != NULL && lua_getmetatable(L, -1)) {
-    int same = lua_rawequal(L, -1, index_mt);
-    lua_pop(L, 1);
-    if (same) {
-      lmdb_getuservalue(L, -1);
-      return x;
-    }
+  x = (dec_index *)udata_with_mt(L, -1, index_mt);
+  if (x != NULL) {
+    lmdb_getuservalue(L, -1);
+    return x;
   }
   lua_pop(L, 1);
   lua_pushnil(L);
@@ -1886,11 +1888,9 @@ static int encode_values(lua_State *L, core_state *st, lmdb_buf *out, int values
   const enc_plan *p;
   size_t start = out->len;
   int top = lua_gettop(L), ok;
-  /* the metatable from an upvalue: luaL_checkudata's registry lookup by name costs more */
-  if (!lua_getmetatable(L, plan) || !lua_rawequal(L, -1, PLAN_MT_UPVALUE))
+  p = (const enc_plan *)udata_with_mt(L, plan, PLAN_MT_UPVALUE);
+  if (p == NULL)
     return luaL_argerror(L, plan, "an encode plan (core.encode_plan) expected");
-  lua_pop(L, 1);
-  p = (const enc_plan *)lua_touserdata(L, plan);
   if (p->top == NULL) return luaL_argerror(L, plan, "a released plan");
   e->L = L;
   e->out = out;
@@ -2589,11 +2589,7 @@ static int batch_save(lua_State *L) {
         lua_rawgeti(L, 4, 1);                                              /* 6: builder */
         lua_rawgeti(L, 4, 2);                                              /* 7: plan */
         lua_rawgeti(L, 4, 3);                                              /* 8: table name */
-        b = (batch_builder *)lua_touserdata(L, 6);   /* a builder: its metatable tells */
-        if (b != NULL && (!lua_getmetatable(L, 6) ||
-                          !lua_rawequal(L, -1, lua_upvalueindex(SAVE_BUILDER_MT))))
-          b = NULL;
-        lua_settop(L, 8);
+        b = (batch_builder *)udata_with_mt(L, 6, lua_upvalueindex(SAVE_BUILDER_MT));
         if (b != NULL && lua_type(L, 8) == LUA_TSTRING) {
           r = builder_put_at(L, b, 6, 2, 7, 8);
           if (r > 0) return 0;

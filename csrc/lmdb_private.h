@@ -22,6 +22,23 @@ static inline int lmdb_is_tchar(unsigned char c) {
   return c != 0 && strchr("!#$%&'*+.^_`|~", c) != NULL;
 }
 
+/* Byte tests eight bytes at a time (x: eight bytes read with lmdb_load8), exact as to
+** whether some byte matches (not which): bytes under n (n at most 0x80; bytes of 0x80 up
+** never count), bytes equal to c. Zero when none does. The header checks (http.c), the
+** signer's trim (sigv4.c) and the JSON writer's scan share them. */
+#define LMDB_ONES ((uint64_t)0x0101010101010101u)
+static inline uint64_t lmdb_load8(const char *s) {
+  uint64_t x;
+  memcpy(&x, s, 8);
+  return x;
+}
+static inline uint64_t lmdb_bytes_below(uint64_t x, unsigned n) {
+  return (x - LMDB_ONES * n) & ~x & (LMDB_ONES * 0x80);
+}
+static inline uint64_t lmdb_bytes_equal(uint64_t x, unsigned c) {
+  return lmdb_bytes_below(x ^ (LMDB_ONES * c), 1);
+}
+
 /* ---------------------------------------------------------------- buf.c */
 
 /* A growable byte buffer. data is always NUL-terminated when non-NULL, so
@@ -218,14 +235,10 @@ extern const unsigned char lmdb_json_plain[256];
 ** lexer reads a byte at a time, as most strings it meets are one or two ("S", "N"), where
 ** setting up the word test would cost more than it saves. */
 static inline int lmdb_json_word_plain(const char *s) {
-  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-  uint64_t x, quote, bslash;
-  memcpy(&x, s, 8);
-  quote = x ^ (ones * '"');
-  bslash = x ^ (ones * '\\');
-  /* no byte of 0x80 up, under 0x20, '"' or '\\' (the test is exact as to whether) */
-  return !((x | ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) &
-           highs);
+  uint64_t x = lmdb_load8(s);
+  /* no byte of 0x80 up, under 0x20, '"' or '\\' */
+  return !((x & (LMDB_ONES * 0x80)) | lmdb_bytes_below(x, 0x20) | lmdb_bytes_equal(x, '"') |
+           lmdb_bytes_equal(x, '\\'));
 }
 static inline size_t lmdb_json_plain_len(const char *s, size_t n) {
   size_t i = 0;

@@ -326,14 +326,10 @@ static int put_lower(lmdb_buf *b, const char *s, size_t n) {
 /* Whether s[0..n) has no byte under 0x21 (no space, tab, CR, LF, NUL or other control
 ** byte): then it is its own Trimall. Eight bytes a step. */
 static int all_visible(const char *s, size_t n) {
-  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t x;
-    memcpy(&x, s + i, 8);
-    if ((x - ones * 0x21) & ~x & highs)   /* some byte under 0x21 (exact as to whether) */
+  for (; i + 8 <= n; i += 8)
+    if (lmdb_bytes_below(lmdb_load8(s + i), 0x21))
       return 0;
-  }
   for (; i < n; i++)
     if ((unsigned char)s[i] < 0x21)
       return 0;
