@@ -1069,7 +1069,7 @@ static int core_decode_items(lua_State *L) {
 ** the hash key, 2 the range key; spec.subset: the values may hold other names (a Key: only
 ** the listed ones are written). Codes as for decode_items. hooks: encode(attr, value, name) ->
 ** attribute value table or nil (the attribute's own encode), encode_number(v) -> text or
-** nil, set_mt, k_members, k_size, dt_mt, k_sec, k_usec, k_iso.
+** nil, set_mt, k_members, k_size, k_wire, dt_mt, k_sec, k_usec, k_iso.
 **
 ** core.encode_item(values, plan[, with_key[, prefix, suffix]]) -> the JSON text of a model
 ** item's DynamoDB attribute map written straight from its values (between prefix and suffix
@@ -1085,10 +1085,10 @@ static int core_decode_items(lua_State *L) {
 #define MT_ENC_PLAN "lunamodb.encode_plan"
 
 /* The hooks sit at these indexes (+ 1) of a plan's anchor table. */
-enum { H_ENCODE, H_ENCODE_NUMBER, H_SET_MT, H_K_MEMBERS, H_K_SIZE, H_DT_MT,
+enum { H_ENCODE, H_ENCODE_NUMBER, H_SET_MT, H_K_MEMBERS, H_K_SIZE, H_K_WIRE, H_DT_MT,
        H_K_SEC, H_K_USEC, H_K_ISO, H_COUNT };
 static const char *const hook_names[H_COUNT] = {
-  "encode", "encode_number", "set_mt", "k_members", "k_size", "dt_mt",
+  "encode", "encode_number", "set_mt", "k_members", "k_size", "k_wire", "dt_mt",
   "k_sec", "k_usec", "k_iso"
 };
 
@@ -1540,12 +1540,23 @@ static int member_cmp(const void *a, const void *b) {
 /* A string set's members, sorted bytewise as set:items() gives them, and its closing (the
 ** caller wrote '{"SS":['). Only a string set maps its members to strings (a number set maps
 ** N texts to numbers, a binary set to binaries), so string values are all it takes; no
-** members: absent. */
+** members: absent. The members' text is kept in the set (at k_wire, which every change of
+** its members drops), so a set written again is one copy. */
 static int enc_string_set(item_encoder *ie, int idx) {
   lua_State *L = ie->e->L;
   set_member small[16], *m = small;
-  size_t cap = 16, i = 0, k;
+  size_t cap = 16, i = 0, k, start;
   int members;
+  HOOK(ie, H_K_WIRE);
+  if (lmdb_rawget(L, idx) == LUA_TSTRING) {
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    enc_put(ie->e, text, len);
+    lua_pop(L, 1);
+    ENC_LIT(ie->e, "]}");
+    return 1;
+  }
+  lua_pop(L, 1);
   HOOK(ie, H_K_MEMBERS);
   lua_rawget(L, idx);
   members = lua_gettop(L);
@@ -1586,12 +1597,16 @@ static int enc_string_set(item_encoder *ie, int idx) {
   } else {
     qsort(m, i, sizeof *m, member_cmp);
   }
+  start = ie->e->out->len;
   for (k = 0; k < i; k++) {
     if (k) ENC_LIT(ie->e, ",");
     if (lmdb_json_put_string(ie->e->out, m[k].s, m[k].n) != 0) return 0;
   }
-  ENC_LIT(ie->e, "]}");
   lua_settop(L, members - 1);
+  HOOK(ie, H_K_WIRE);
+  lua_pushlstring(L, ie->e->out->data + start, ie->e->out->len - start);
+  lua_rawset(L, idx);
+  ENC_LIT(ie->e, "]}");
   return 1;
 }
 

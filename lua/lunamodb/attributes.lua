@@ -1322,6 +1322,7 @@ M.ENCODE_HOOKS = {
   encode = function(a, v, name) return a:encode(v, nil, name, 1) end,
   encode_number = function(v) return (encode_number(v)) end,
   set_mt = layout.set_mt, k_members = layout.k_members, k_size = layout.k_size,
+  k_wire = layout.k_wire,
   dt_mt = layout.dt_mt, k_sec = layout.k_sec, k_usec = layout.k_usec, k_iso = layout.k_iso,
 }
 

@@ -75,7 +75,9 @@ M.null = core.null
 local K_SIGN, K_COEF, K_EXP, K_TEXT = {}, {}, {}, {}
 local K_DATA = {}
 local K_SEC, K_USEC, K_ISO = {}, {}, {}
-local K_MEMBERS, K_SIZE, K_KIND = {}, {}, {}
+-- K_WIRE: a string set's members as the encoder last wrote them (sorted JSON strings joined by
+-- commas), kept as a datetime keeps its text; every change of the members drops it
+local K_MEMBERS, K_SIZE, K_KIND, K_WIRE = {}, {}, {}, {}
 
 local Decimal, Binary, Set, Datetime = {}, {}, {}, {}
 Decimal.__name = "lunamodb.decimal"
@@ -501,6 +503,7 @@ local function set_add(s, v)
     members[key] = v
     s[K_SIZE] = s[K_SIZE] + 1
     s[K_KIND] = kind
+    s[K_WIRE] = nil
   end
   return s
 end
@@ -565,6 +568,7 @@ function set_methods:remove(v)
   local members = self[K_MEMBERS]
   if kind == self[K_KIND] and members[key] ~= nil then
     members[key] = nil
+    self[K_WIRE] = nil
     local n = self[K_SIZE] - 1
     self[K_SIZE] = n
     if n == 0 then self[K_KIND] = nil end
@@ -1001,7 +1005,7 @@ end
 
 -- For the core's item codecs (attributes.lua): how sets and datetimes are laid out.
 M._layout = {
-  set_mt = Set, k_members = K_MEMBERS, k_size = K_SIZE, k_kind = K_KIND,
+  set_mt = Set, k_members = K_MEMBERS, k_size = K_SIZE, k_kind = K_KIND, k_wire = K_WIRE,
   dt_mt = Datetime, k_sec = K_SEC, k_usec = K_USEC, k_iso = K_ISO,
 }
 

@@ -65,6 +65,37 @@ describe("core.encode_item", function()
     end
   end)
 
+  it("keeps a string set's written members and drops them when the members change", function()
+    local K_WIRE = require("lunamodb.values")._layout.k_wire
+    local tags = lunamodb.set{ "b", "a" }
+    local vals = { pk = "p", sk = 1, tags = tags }
+    check(vals)
+    assert.equal('"a","b"', rawget(tags, K_WIRE))
+    check(vals)                                         -- the kept text, the second time
+    local function tags_sent()
+      return cjson.decode(A.encode_item_json(T, vals)).tags.SS
+    end
+    tags:add("c")
+    assert.is_nil(rawget(tags, K_WIRE))
+    assert.same({ "a", "b", "c" }, tags_sent())
+    tags:add("c")                                       -- already a member: nothing changes
+    assert.equal('"a","b","c"', rawget(tags, K_WIRE))
+    tags:remove("a")
+    assert.same({ "b", "c" }, tags_sent())
+    tags:remove("zz")                                   -- not a member: nothing changes
+    assert.same({ "b", "c" }, tags_sent())
+    tags:remove("b"); tags:remove("c")
+    check(vals)                                         -- empty again: absent, nothing kept
+    assert.is_nil(rawget(tags, K_WIRE))
+    tags:add("\u{e9}\n")
+    assert.same({ "\u{e9}\n" }, tags_sent())
+    -- a copy starts without the text; a number set, even one that was a string set, has none
+    assert.is_nil(rawget(lunamodb.set(tags), K_WIRE))
+    tags:remove("\u{e9}\n"); tags:add(1)
+    assert.is_nil(rawget(tags, K_WIRE))
+    refused { pk = "p", sk = 1, tags = tags }
+  end)
+
   it("writes floats as values.encode_number does, with or without printf", function()
     -- the core writes short decimals (m / 10^k, at most 15 digits) without printf: both
     -- sides of that line, and random doubles of every size
