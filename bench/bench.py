@@ -10,7 +10,8 @@ Options:
   --workloads W1,W2    put get update query scan batch_write batch_get
   --targets T1,T2      canned (nginx, CPU) and/or ddb (DynamoDB Local, wall); quick: canned
   --extras E1,E2       memory (100,000 gets) and/or pscan (parallel scan speed-up), or none
-  --runs N             runs per runner and workload (median); default 3, quick 1
+  --runs N             runs per runner and workload (median); default 3 against the canned
+                       server and 5 against DynamoDB Local (see DDB_RUNS), quick 1
   --scale F            multiply every count by F
 
 Each runner is a separate process per workload, run and slice (the floor and lunamodb take
@@ -87,6 +88,11 @@ CALLS = {
 # percent within a run (its JVM collects and compiles as it likes): finer turns there keep that
 # drift from landing on one runner's slice more than on another's.
 SLICES = {"canned": 4, "ddb": 8}
+# Runs against DynamoDB Local (the canned server's are 3). Its wall times drift between runs, not
+# only within one: a run's ratio for one workload read from 1.03 to 1.51 over three runs taken a
+# minute apart, so the median of three turned on which way one run drifted; five runs' median
+# does not.
+DDB_RUNS = 5
 MEMORY_CALLS = 100000
 PSCAN_ITEMS = 4000
 PSCAN_SEGMENTS = (1, 2, 4)
@@ -303,8 +309,11 @@ def report(opts, results, memory, pscan, meta, elapsed):
     """results[target][workload][runner] = list of RESULT dicts (one per run)."""
     out = []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    runs = opts.runs_for["canned"]
     out.append(f"lunamodb benchmark, {now} ({'quick' if opts.quick else 'full'} mode, "
-               f"{opts.runs} run{'s' if opts.runs > 1 else ''}, median; {elapsed:.0f} s)")
+               f"{runs} run{'s' if runs > 1 else ''}"
+               + (f" (DynamoDB Local: {opts.runs_for['ddb']})" if opts.runs_for["ddb"] != runs else "")
+               + f", median; {elapsed:.0f} s)")
     out += machine()
     out.append(f"item:     {meta['item_bytes']} bytes of wire JSON, 11 attributes (S N S S N N BOOL "
                f"SS datetime M(4) L(5)); Query/Scan answer 1,000-item pages, BatchGetItem 100 items")
@@ -422,7 +431,8 @@ def parse_args(argv):
     o.workloads = [w for w in WORKLOADS if w in listed(o.workloads, WORKLOADS, WORKLOADS, "workload")]
     o.targets = listed(o.targets, ["canned", "ddb"], ["canned"] if o.quick else ["canned", "ddb"], "target")
     o.extras = listed(o.extras, ["memory", "pscan"], [] if o.quick else ["memory", "pscan"], "extra")
-    o.runs = o.runs or (1 if o.quick else 3)
+    o.runs_for = {"canned": o.runs or (1 if o.quick else 3),
+                  "ddb": o.runs or (1 if o.quick else DDB_RUNS)}
     o.scale = o.scale or (0.25 if o.quick else 1.0)
     return o
 
@@ -460,7 +470,8 @@ def main(argv):
             server = canned if target == "canned" else ddb
             measure = measure_canned if target == "canned" else measure_ddb
             names = opts.only if target == "canned" else [n for n in opts.only if n == "floor" or n in LUNAMODB]
-            for run in range(1, opts.runs + 1):
+            runs = opts.runs_for[target]
+            for run in range(1, runs + 1):
                 for w in opts.workloads:
                     # The machine and DynamoDB Local's JVM drift by tens of percent within
                     # seconds: the floor's and lunamodb's calls of a run are split into SLICES
@@ -480,7 +491,7 @@ def main(argv):
                     for name in names:
                         res = combine(parts[name])
                         results.setdefault(target, {}).setdefault(w, {}).setdefault(name, []).append(res)
-                        note(f"{target} run {run}/{opts.runs} {w:11} {name:11} {res['items']:>8} items "
+                        note(f"{target} run {run}/{runs} {w:11} {name:11} {res['items']:>8} items "
                              f"cpu {res['cpu_us_per_item']:9.2f} wall {res['wall_us_per_item']:9.2f} µs/item")
 
         if "memory" in opts.extras:
@@ -491,7 +502,7 @@ def main(argv):
         if "pscan" in opts.extras:
             for name in lunas:
                 pscan[name] = {}
-                for run in range(opts.runs):
+                for run in range(opts.runs_for["canned"]):
                     for seg in PSCAN_SEGMENTS:
                         res = run_runner(name, "pscan", PSCAN_CALLS, ddb.url, warmup=seg)
                         pscan[name].setdefault(seg, []).append(res["wall_us_per_scan"])
