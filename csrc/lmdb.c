@@ -3641,8 +3641,7 @@ static request_ud *check_request(lua_State *L) {
   return ru;
 }
 
-static int request_release(lua_State *L) {
-  request_ud *ru = (request_ud *)check_self(L, MT_REQUEST);
+static void release_request(lua_State *L, request_ud *ru) {
   if (ru->r) {
     lmdb_http_release(ru->r);
     ru->r = NULL;
@@ -3651,6 +3650,10 @@ static int request_release(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, ru->http_ref);
     ru->http_ref = LUA_NOREF;
   }
+}
+
+static int request_release(lua_State *L) {
+  release_request(L, (request_ud *)check_self(L, MT_REQUEST));
   return 0;
 }
 
@@ -3717,27 +3720,63 @@ static void push_headers(lua_State *L, lmdb_str raw, int want) {
   }
 }
 
-static int request_result(lua_State *L) {
-  request_ud *ru = check_request(L);
-  lmdb_net_status ns;
-  int want;
-  if (!lmdb_http_done(ru->r))
-    return luaL_error(L, "lunamodb: the request has not finished");
-  ns = lmdb_http_net_status(ru->r);
+/* A finished request's outcome: status, headers (want as for push_headers), body; or nil,
+** net status, message. */
+static int push_result(lua_State *L, request_ud *ru, int want) {
+  lmdb_net_status ns = lmdb_http_net_status(ru->r);
   if (ns != LMDB_NET_OK) {
     lua_pushnil(L);
     lua_pushstring(L, net_names[ns]);
     lua_pushstring(L, lmdb_http_net_message(ru->r));
     return 3;
   }
-  want = lua_isnoneornil(L, 2) ? 0 : 2;
-  if (want)
-    luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
   lua_pushinteger(L, (lua_Integer)lmdb_http_status(ru->r));
   push_headers(L, lmdb_http_headers_raw(ru->r), want);
   push_str(L, lmdb_http_body(ru->r));
   return 3;
+}
+
+static int request_result(lua_State *L) {
+  request_ud *ru = check_request(L);
+  int want;
+  if (!lmdb_http_done(ru->r))
+    return luaL_error(L, "lunamodb: the request has not finished");
+  want = lua_isnoneornil(L, 2) ? 0 : 2;
+  if (want)
+    luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  return push_result(L, ru, want);
+}
+
+/* http:perform(method, url, headers, body[, opts]): submit, wait and read in one call. ->
+** status, headers, body (headers: those opts.response_headers names, as request:result), or
+** nil, net status, message (nil, "other", message: the request could not be submitted).
+** For a caller that would only block in a poll loop (transport.curl outside a task): the
+** request never reaches Lua. */
+static int http_perform(lua_State *L) {
+  http_ud *u = check_http(L);
+  request_ud *ru;
+  int want = 0, n;
+  lua_settop(L, 6);
+  if (http_submit(L) != 1) {                            /* nil, message */
+    lua_pushliteral(L, "other");
+    lua_insert(L, -2);
+    return 3;
+  }
+  ru = (request_ud *)lua_touserdata(L, -1);
+  while (!lmdb_http_done(ru->r))
+    if (lmdb_http_poll(u->h, 1000) < 0)
+      return luaL_error(L, "lunamodb: curl multi handle failed");
+  if (lua_type(L, 6) == LUA_TTABLE) {
+    lua_getfield(L, 6, "response_headers");
+    if (lua_type(L, -1) == LUA_TTABLE)
+      want = lua_gettop(L);
+    else
+      lua_pop(L, 1);
+  }
+  n = push_result(L, ru, want);
+  release_request(L, ru);
+  return n;
 }
 
 static int request_header(lua_State *L) {
@@ -3770,6 +3809,7 @@ static const luaL_Reg policy_methods[] = {
 
 static const luaL_Reg http_methods[] = {
   {"submit", http_submit},
+  {"perform", http_perform},
   {"poll", http_poll},
   {"timeout", http_timeout},
   {"sockets", http_sockets},

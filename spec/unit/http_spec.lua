@@ -188,6 +188,40 @@ describe("core.http", function()
       assert.equal("yes", headers["x-final"])
     end)
 
+    it("perform submits, waits and reads in one call, as submit, poll and result do", function()
+      srv = loopback.start{ routes = { ["POST /"] = {
+        { status = 200, body = '{"a":1}', crc32 = true, headers = { ["X-Other"] = "o" } },
+      } } }
+      local status, headers, body = http:perform("POST", srv.url .. "/", HEADERS, '{"q":1}',
+        { response_headers = { "x-amz-crc32", "x-other" } })
+      assert.equal(200, status)
+      assert.equal('{"a":1}', body)
+      assert.same({ ["x-amz-crc32"] = tostring(core.crc32('{"a":1}')), ["x-other"] = "o" }, headers)
+      local _, all = http:perform("POST", srv.url .. "/", HEADERS, "{}")   -- no list: all
+      assert.equal("application/x-amz-json-1.0", all["content-type"])
+      assert.equal("o", all["x-other"])
+      local got = srv:requests()
+      assert.equal(2, #got)
+      assert.equal('{"q":1}', got[1].body)
+      assert.equal(got[1].connection, got[2].connection)   -- kept alive, as any request
+      assert.equal(0, http:poll(0))                        -- nothing left in flight
+    end)
+
+    it("perform reports what it cannot send as result and submit do", function()
+      srv = loopback.start{ routes = {} }
+      local port = srv.port
+      local ok, net, msg = http:perform("POST", srv.url .. "/", { "Authorization AWS4 SECRETCANARY" }, "{}")
+      assert.is_nil(ok)
+      assert.equal("other", net)
+      assert.matches("header 1", msg)
+      assert.is_nil(msg:find("SECRETCANARY", 1, true))
+      srv:stop(); srv = nil
+      ok, net, msg = http:perform("POST", "http://127.0.0.1:" .. port .. "/", HEADERS, "{}")
+      assert.is_nil(ok)
+      assert.equal("not_sent", net)
+      assert.equal("connect to 127.0.0.1:" .. port .. " failed: Connection refused", msg)
+    end)
+
     it("rejects a header line that is not 'Name: value' without echoing it", function()
       srv = loopback.start{ routes = {} }
       local req, err = http:submit("POST", srv.url .. "/", { "Authorization AWS4 SECRETCANARY" }, "{}")

@@ -23,7 +23,7 @@ local core = require "lunamodb.core"
 local scheduler = require "lunamodb.scheduler"
 
 local setmetatable, tostring = setmetatable, tostring
-local wait_request, sleep = scheduler.wait_request, scheduler.sleep
+local wait_request, sleep, current = scheduler.wait_request, scheduler.sleep, scheduler.current
 
 local M = {}
 
@@ -39,6 +39,8 @@ end
 -- If the calling task is cancelled while it waits, the scheduler releases
 -- the request (libcurl aborts the transfer) and this never returns.
 function Transport:send(method, url, headers, body, opts)
+  -- outside a task the wait blocks anyway: the core submits, waits and reads in one call
+  if not current() then return self.http:perform(method, url, headers, body, opts) end
   local req, err = self.http:submit(method, url, headers, body, opts)
   if not req then return nil, "other", err end
   wait_request(self, req)
