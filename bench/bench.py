@@ -15,9 +15,9 @@ Options:
   --scale F            multiply every count by F
 
 Each runner is a separate process per workload, run and slice (the floor and lunamodb take
-turns in SLICES slices per run: 4 against the canned server, 8 against DynamoDB Local); it times only its measured section after a warm-up and prints
-one RESULT line. Against the canned server the server's request
-counters must match what the runner says it sent. The report goes to stdout and to
+turns in SLICES slices per run); it times only its measured section after a warm-up and
+prints one RESULT line. Against the canned server the server's request counters must match
+what the runner says it sent. The report goes to stdout and to
 bench/results/latest.txt (raw numbers: latest.json). Exit status 0 even when a target is
 missed (this is a report); non-zero when a runner or a server breaks.
 """
@@ -68,8 +68,8 @@ LUNAMODB = ("lunamodb54", "lunamodbjit")
 
 # Calls per run, sized so a runner's timed sections of a run last half a second to a second on
 # a 2-core machine (the peers are 10-50x slower per call, so they make fewer); the floor's and
-# lunamodb's are split into SLICES processes, so a slice times a few hundred milliseconds at
-# least. Query/scan/batch calls carry 1000/100/25 items each.
+# lunamodb's are split into SLICES processes, so a slice times about a hundred milliseconds
+# at least. Query/scan/batch calls carry 1000/100/25 items each.
 CALLS = {
     "canned": {
         "put": {"floor": 20000, "lunamodb": 10000, "peer": 1000},
@@ -85,9 +85,11 @@ CALLS = {
             "batch_write": 200, "batch_get": 120},
 }
 # Turns per run and workload (see main). DynamoDB Local's own time per call drifts by tens of
-# percent within a run (its JVM collects and compiles as it likes): finer turns there keep that
-# drift from landing on one runner's slice more than on another's.
-SLICES = {"canned": 4, "ddb": 8}
+# percent within a run (its JVM collects and compiles as it likes), and this shared machine's
+# speed moves within seconds too (one run's CPU ratio for update read 2.09 and the next 1.64 with
+# 4 turns): finer turns keep a slow spell from landing on one runner's slice more than on
+# another's.
+SLICES = {"canned": 8, "ddb": 8}
 # Runs against DynamoDB Local (the canned server's are 3). Its wall times drift between runs, not
 # only within one: a run's ratio for one workload read from 1.03 to 1.51 over three runs taken a
 # minute apart, so the median of three turned on which way one run drifted; five runs' median
