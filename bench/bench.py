@@ -86,9 +86,9 @@ CALLS = {
 }
 # Turns per run and workload (see main). DynamoDB Local's own time per call drifts by tens of
 # percent within a run (its JVM collects and compiles as it likes), and this shared machine's
-# speed moves within seconds too (one run's CPU ratio for update read 2.09 and the next 1.64 with
-# 4 turns): finer turns keep a slow spell from landing on one runner's slice more than on
-# another's.
+# speed moves within seconds too (with 4 turns, one run's CPU ratio for update read 2.09 and
+# another's of the same code 1.64): finer turns keep a slow spell from landing on one runner's
+# slice more than on another's.
 SLICES = {"canned": 8, "ddb": 8}
 # Runs against DynamoDB Local (the canned server's are 3). Its wall times drift between runs, not
 # only within one: a run's ratio for one workload read from 1.03 to 1.51 over three runs taken a
