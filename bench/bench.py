@@ -311,10 +311,9 @@ def report(opts, results, memory, pscan, meta, elapsed):
     """results[target][workload][runner] = list of RESULT dicts (one per run)."""
     out = []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    runs = opts.runs_for["canned"]
     out.append(f"lunamodb benchmark, {now} ({'quick' if opts.quick else 'full'} mode, "
-               f"{runs} run{'s' if runs > 1 else ''}"
-               + (f" (DynamoDB Local: {opts.runs_for['ddb']})" if opts.runs_for["ddb"] != runs else "")
+               f"{opts.runs} run{'s' if opts.runs > 1 else ''}"
+               + (f" (DynamoDB Local: {opts.ddb_runs})" if opts.ddb_runs != opts.runs else "")
                + f", median; {elapsed:.0f} s)")
     out += machine()
     out.append(f"item:     {meta['item_bytes']} bytes of wire JSON, 11 attributes (S N S S N N BOOL "
@@ -433,8 +432,8 @@ def parse_args(argv):
     o.workloads = [w for w in WORKLOADS if w in listed(o.workloads, WORKLOADS, WORKLOADS, "workload")]
     o.targets = listed(o.targets, ["canned", "ddb"], ["canned"] if o.quick else ["canned", "ddb"], "target")
     o.extras = listed(o.extras, ["memory", "pscan"], [] if o.quick else ["memory", "pscan"], "extra")
-    o.runs_for = {"canned": o.runs or (1 if o.quick else 3),
-                  "ddb": o.runs or (1 if o.quick else DDB_RUNS)}
+    o.ddb_runs = o.runs or (1 if o.quick else DDB_RUNS)
+    o.runs = o.runs or (1 if o.quick else 3)
     o.scale = o.scale or (0.25 if o.quick else 1.0)
     return o
 
@@ -472,7 +471,7 @@ def main(argv):
             server = canned if target == "canned" else ddb
             measure = measure_canned if target == "canned" else measure_ddb
             names = opts.only if target == "canned" else [n for n in opts.only if n == "floor" or n in LUNAMODB]
-            runs = opts.runs_for[target]
+            runs = opts.runs if target == "canned" else opts.ddb_runs
             for run in range(1, runs + 1):
                 for w in opts.workloads:
                     # The machine and DynamoDB Local's JVM drift by tens of percent within
@@ -504,7 +503,7 @@ def main(argv):
         if "pscan" in opts.extras:
             for name in lunas:
                 pscan[name] = {}
-                for run in range(opts.runs_for["canned"]):
+                for run in range(opts.runs):
                     for seg in PSCAN_SEGMENTS:
                         res = run_runner(name, "pscan", PSCAN_CALLS, ddb.url, warmup=seg)
                         pscan[name].setdefault(seg, []).append(res["wall_us_per_scan"])
