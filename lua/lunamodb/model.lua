@@ -47,12 +47,14 @@ local function frozen(t, what)
     error("lunamodb: internal: " .. what .. " is read-only", 2)
   end })
 end
--- The states of most items, shared: whole, or read through a projection.
+-- The states of most items, shared: whole, or read through a projection. A whole item
+-- with nothing aside has no entry (readers take nil as WHOLE): an entry per item read
+-- would be a weak-table insert, and a clearing by the collector, for every item.
 local WHOLE = frozen({}, "a shared item state")
 local PARTIAL = frozen({ partial = true }, "a shared item state")
 local function state_of(partial, extra)
   if extra then return { partial = partial, extra = extra } end
-  return partial and PARTIAL or WHOLE
+  return partial and PARTIAL or nil
 end
 
 local ClassMethods = {}
@@ -469,7 +471,6 @@ local function item_from_values(data, cls, values, new, what)
     rawset(item, k, v)
   end
   apply_defaults(data, cls, item, new)
-  item_state[item] = WHOLE
   return item
 end
 
@@ -540,7 +541,7 @@ local function load_values(cls, data, values, partial)
   if extra then values[EXTRA] = nil end
   local item = setmetatable(values, data.item_mt)
   if not partial then apply_defaults(data, cls, item, false) end
-  item_state[item] = state_of(partial, extra)
+  if partial or extra then item_state[item] = state_of(partial, extra) end   -- a fresh table
   return item
 end
 
