@@ -531,6 +531,7 @@ typedef struct item_decoder {
 } item_decoder;
 
 #define DEC_ABSENT 2   /* an attribute value stored as NULL: nothing pushed */
+#define LIST_ON_STACK 32   /* list elements decoded before their table is made (exact size) */
 
 /* The decode hooks by number: core_decode_items copies them by name into the hooks table's
 ** array part once (its first call with that table), then reads them with rawgeti. */
@@ -802,16 +803,29 @@ static int dec_attr(item_decoder *d, int entry, int code, lmdb_json_token t) {
       lua_rawgeti(L, elem, 1);
       elem_code = (int)lua_tointeger(L, -1);
       lua_pop(L, 1);
-      lua_createtable(L, 4, 0);
-      lua_pushvalue(L, d->array_mt);
-      lua_setmetatable(L, -2);
+      /* The first LIST_ON_STACK elements wait on the stack, so a list that short gets a table
+      ** of its exact size (no growth step when it passes a guessed size); a longer one goes
+      ** on growing the table by doubling. */
+      luaL_checkstack(L, LIST_ON_STACK + 8, "lunamodb: nesting too deep");
       for (;;) {
         t = lmdb_json_next(lx);
-        if (t == LMDB_JSON_ARRAY_END) break;
+        if (t == LMDB_JSON_ARRAY_END || i == LIST_ON_STACK) break;
         r = dec_attr(d, elem, elem_code, t);
-        if (r == 0) { lua_pop(L, 2); return 0; }
+        if (r == 0) { lua_settop(L, elem - 1); return 0; }
         if (r == DEC_ABSENT) dec_hook(d, DH_NULL);
-        lua_rawseti(L, -2, ++i);
+        i++;
+      }
+      lua_createtable(L, t == LMDB_JSON_ARRAY_END ? i : 2 * LIST_ON_STACK, 0);
+      lua_pushvalue(L, d->array_mt);
+      lua_setmetatable(L, -2);
+      lua_insert(L, elem + 1);
+      for (r = i; r > 0; r--)
+        lua_rawseti(L, elem + 1, r);       /* pops the elements, last first */
+      for (; t != LMDB_JSON_ARRAY_END; t = lmdb_json_next(lx)) {
+        r = dec_attr(d, elem, elem_code, t);
+        if (r == 0) { lua_settop(L, elem - 1); return 0; }
+        if (r == DEC_ABSENT) dec_hook(d, DH_NULL);
+        lua_rawseti(L, elem + 1, ++i);
       }
       lua_remove(L, elem);
       return expect_object_end(d, 1);

@@ -82,6 +82,30 @@ describe("core.decode_items", function()
     assert.is_nil(page.Items[1][A.EXTRA])                            -- none: no table
   end)
 
+  it("decodes lists of every length, short ones held on the stack and longer ones beyond", function()
+    -- the core decodes a list's first 32 elements before making its table
+    local function numbers(n, null_at)
+      local l = setmetatable({}, core.array_mt)
+      for i = 1, n do l[i] = i == null_at and { NULL = true } or { N = tostring(i * 3) } end
+      return l
+    end
+    local function rows(n)
+      local l = setmetatable({}, core.array_mt)
+      for i = 1, n do l[i] = { M = { sku = { S = "s" .. i }, qty = { N = tostring(i) } } } end
+      return l
+    end
+    local items = {}
+    for _, n in ipairs({ 0, 1, 2, 31, 32, 33, 64, 65, 100 }) do
+      items[#items + 1] = { pk = { S = "l" }, sk = { N = tostring(n) }, history = { L = numbers(n, n - 1) },
+        lines = { L = rows(n) }, loose = { L = { { L = numbers(n) }, { S = "after" } } } }
+    end
+    local page = check_page(items)
+    assert.equal(100, #page.Items[9].history)
+    assert.equal(99, page.Items[9].history[33])
+    assert.equal("s65", page.Items[9].lines[65].sku)
+    assert.equal("after", page.Items[9].loose[2])
+  end)
+
   it("reads stored NULLs as absent, like the attributes", function()
     check_page({ {
       pk = { S = "p" }, sk = { N = "2" }, name = { NULL = true }, score = { NULL = true },
