@@ -379,7 +379,7 @@ static int put_canonical_headers(lmdb_buf *cr, lmdb_buf *sh,
     size_t j = i;
     if ((sh->len > 0 && lmdb_buf_putc(sh, ';') != 0) ||
         put_lower(sh, h[i].name, h[i].nlen) != 0 ||
-        put_lower(cr, h[i].name, h[i].nlen) != 0 ||
+        lmdb_buf_append(cr, sh->data + sh->len - h[i].nlen, h[i].nlen) != 0 ||   /* lowered once */
         lmdb_buf_putc(cr, ':') != 0)
       return -1;
     /* repeated names: values joined with ',' in the order sent */
