@@ -136,29 +136,15 @@ int lmdb_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
   return lmdb_hmac_sha256_with(NULL, key, klen, msg, mlen, out);
 }
 
-/* Both digits of each byte value: one two-byte copy per byte (three digests a request). */
-static const char hex_pairs[513] =
-  "000102030405060708090a0b0c0d0e0f"
-  "101112131415161718191a1b1c1d1e1f"
-  "202122232425262728292a2b2c2d2e2f"
-  "303132333435363738393a3b3c3d3e3f"
-  "404142434445464748494a4b4c4d4e4f"
-  "505152535455565758595a5b5c5d5e5f"
-  "606162636465666768696a6b6c6d6e6f"
-  "707172737475767778797a7b7c7d7e7f"
-  "808182838485868788898a8b8c8d8e8f"
-  "909192939495969798999a9b9c9d9e9f"
-  "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
-  "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-  "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
-  "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-  "e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
-  "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
-
 void lmdb_hex(const unsigned char *in, size_t n, char *out) {
+  /* sixteen digits, not a 512-byte table of pairs: a request's first hex after its wait for
+  ** the network would fetch that table's eight cache lines for 96 bytes */
+  static const char digits[] = "0123456789abcdef";
   size_t i;
-  for (i = 0; i < n; i++)
-    memcpy(out + 2 * i, hex_pairs + 2 * in[i], 2);
+  for (i = 0; i < n; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 0x0f];
+  }
   out[2 * n] = '\0';
 }
 
@@ -236,7 +222,11 @@ static const uint32_t crc_table[256] = {
 
 /* Slicing-by-8 (Intel's method): eight bytes per step with eight tables
 ** derived from crc_table, about five times faster than a byte at a time
-** (a Query page is ~450 KB). Built once; crc_table stays the reference. */
+** (a Query page is ~450 KB). Built once; crc_table stays the reference.
+** Only for long texts: the tables are 8 KB, and on a short one (a GetItem's
+** answer), right after the wait for it, fetching them into the cache costs
+** more than the byte loop's extra work over crc_table's 1 KB. */
+#define CRC_SLICING_MIN 4096
 static uint32_t crc_slices[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
@@ -254,7 +244,7 @@ uint32_t lmdb_crc32(uint32_t crc, const void *data, size_t len) {
   /* zlib convention: the running value is kept complemented, so
   ** crc32(crc32(0, a), b) == crc32(0, a .. b) */
   crc = ~crc;
-  if (len >= 16 && pthread_once(&crc_once, crc_build) == 0) {
+  if (len >= CRC_SLICING_MIN && pthread_once(&crc_once, crc_build) == 0) {
     while (len >= 8) {
       uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                            (uint32_t)p[3] << 24);
