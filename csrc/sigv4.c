@@ -575,23 +575,22 @@ static void put_digits(char *o, int v, int width) {
   }
 }
 
-/* "YYYYMMDDTHHMMSSZ" in UTC. gmtime_r: never the local zone, never a
-** shared static struct. Years outside 0..9999 do not fit the format. */
+/* "YYYYMMDDTHHMMSSZ" in UTC, by civil.c's arithmetic: never the local zone, and no libc
+** time zone code on a request's path. Years outside 0..9999 do not fit the format. */
 static int format_amz_date(int64_t epoch_s, char out[17]) {
-  struct tm tm;
-  time_t t = (time_t)epoch_s;
-  memset(&tm, 0, sizeof tm);
-  if ((int64_t)t != epoch_s || gmtime_r(&t, &tm) == NULL)
+  int64_t days = (epoch_s >= 0 ? epoch_s : epoch_s - 86399) / 86400;
+  int64_t secs = epoch_s - days * 86400;
+  int y, mo, d;
+  if (epoch_s < -62167219200LL || epoch_s > 253402300799LL)   /* years 0 to 9999 */
     return -1;
-  if (tm.tm_year < -1900 || tm.tm_year > 9999 - 1900)
-    return -1;
-  put_digits(out, tm.tm_year + 1900, 4);
-  put_digits(out + 4, tm.tm_mon + 1, 2);
-  put_digits(out + 6, tm.tm_mday, 2);
+  lmdb_civil_from_days(days, &y, &mo, &d);
+  put_digits(out, y, 4);
+  put_digits(out + 4, mo, 2);
+  put_digits(out + 6, d, 2);
   out[8] = 'T';
-  put_digits(out + 9, tm.tm_hour, 2);
-  put_digits(out + 11, tm.tm_min, 2);
-  put_digits(out + 13, tm.tm_sec, 2);
+  put_digits(out + 9, (int)(secs / 3600), 2);
+  put_digits(out + 11, (int)(secs / 60 % 60), 2);
+  put_digits(out + 13, (int)(secs % 60), 2);
   out[15] = 'Z';
   out[16] = '\0';
   return 0;

@@ -280,6 +280,28 @@ describe("sigv4 input errors", function()
     sign_error(function(a) a.time = "2015-08-30" end)
   end)
 
+  it("writes X-Amz-Date in UTC for every time from year 0 to 9999, and refuses the rest", function()
+    local function amz_date(t)
+      local args = fixtures.sign_args(case)
+      args.time = t
+      return core.sigv4_sign(args).amz_date
+    end
+    assert.equal("19700101T000000Z", amz_date(0))
+    assert.equal("19691231T235959Z", amz_date(-1))
+    assert.equal("20240229T235959Z", amz_date(1709251199))
+    assert.equal("20240301T000000Z", amz_date(1709251200))
+    assert.equal("00000101T000000Z", amz_date(-62167219200))
+    assert.equal("99991231T235959Z", amz_date(253402300799))
+    assert.matches("time", sign_error(function(a) a.time = -62167219201 end))
+    assert.matches("time", sign_error(function(a) a.time = 253402300800 end))
+    -- the C library's gmtime, through os.date, agrees on times spread over 1900..2400
+    local t = -2208988800
+    while t < 13569465600 do
+      assert.equal(os.date("!%Y%m%dT%H%M%SZ", t), amz_date(t))
+      t = t + 86400 * 29 + 3607 * 7 + 13
+    end
+  end)
+
   it("raises when a signer without credentials signs", function()
     local s = core.signer()
     local ok, err = pcall(s.sign, s, "us-east-1", "dynamodb", case.time, "POST", "/", "",
