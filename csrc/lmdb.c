@@ -8,6 +8,7 @@
 ** every C resource through a userdata whose __gc frees it, so a raised
 ** error never leaks.
 */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -583,6 +584,21 @@ static int dec_number_fast(lua_State *L, const char *s, size_t n) {
   if (i != n || fracd == 0 || trail == fracd || n >= 64) return 0;
   sig = intd + fracd - lead - trail;
   if (!seen_nonzero || sig > 15) return 0;
+#if FLT_EVAL_METHOD == 0
+  /* At most 15 significant digits M and at most 22 decimals k: M and 10^k are exact doubles,
+  ** so M / 10^k, one correctly rounded division, is the double strtod would give (Clinger's
+  ** fast path), without strtod's code and its copy of the text. */
+  if (fracd - trail <= 22) {
+    static const double pow10[23] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+      1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
+    size_t k, dot = intd + (size_t)neg;
+    uint64_t m = acc;
+    for (k = 1; k <= fracd - trail; k++)
+      m = m * 10 + (uint64_t)(s[dot + k] - '0');
+    lua_pushnumber(L, (lua_Number)((neg ? -(double)m : (double)m) / pow10[fracd - trail]));
+    return 1;
+  }
+#endif
   {
     char tmp[64];
     memcpy(tmp, s, n);
