@@ -989,6 +989,35 @@ fail:
   return NULL;
 }
 
+/* An environment variable's value, NULL when unset or empty (as libcurl's curl_getenv). */
+static const char *env_value(const char *name) {
+  const char *v = getenv(name);
+  return v && v[0] ? v : NULL;
+}
+
+/* The proxy libcurl itself would take from the environment for url (detect_proxy): the
+** scheme's lowercase <scheme>_proxy, then its uppercase form, except HTTP_PROXY (a CGI
+** request can set it: "httpoxy"), then all_proxy and ALL_PROXY. */
+static const char *env_proxy(const char *url) {
+  static const char https[] = "https://";
+  const char *v;
+  size_t i;
+  for (i = 0; i < sizeof https - 1 && ascii_lower((unsigned char)url[i]) == https[i]; i++)
+    ;
+  if (i == sizeof https - 1) {
+    v = env_value("https_proxy");
+    if (!v)
+      v = env_value("HTTPS_PROXY");
+  }
+  else
+    v = env_value("http_proxy");
+  if (!v)
+    v = env_value("all_proxy");
+  if (!v)
+    v = env_value("ALL_PROXY");
+  return v;
+}
+
 /* The options a request's handle shares with every request of its configuration (after
 ** curl_easy_reset; submit sets the per-request ones). 0, or -1 when libcurl refused one. */
 static int configure(CURL *e, lmdb_http_request *r, const char *method, const char *url,
@@ -1018,6 +1047,16 @@ static int configure(CURL *e, lmdb_http_request *r, const char *method, const ch
     SETOPT(CURLOPT_TIMEOUT_MS, o->total_timeout_ms);
   if (o->no_proxy)
     SETOPT(CURLOPT_NOPROXY, "*");
+  else {
+    /* The environment's proxy, read here (once per handle configuration), not by libcurl:
+    ** with neither option set it calls getenv up to six times per transfer, each a walk
+    ** over the whole environment. "" is "no proxy" / "no exceptions", as an unset variable. */
+    const char *proxy = env_proxy(url), *noproxy = env_value("no_proxy");
+    if (!noproxy)
+      noproxy = env_value("NO_PROXY");
+    SETOPT(CURLOPT_PROXY, proxy ? proxy : "");
+    SETOPT(CURLOPT_NOPROXY, noproxy ? noproxy : "");
+  }
   if (o->forbid_reuse)
     SETOPT(CURLOPT_FORBID_REUSE, 1L);
   if (is_head)

@@ -338,6 +338,77 @@ describe("core.http", function()
     end)
   end)
 
+  describe("proxies from the environment", function()
+    -- The core reads the proxy variables itself, once per handle set-up, the way libcurl
+    -- would on every request. Each case runs a child interpreter with its own environment
+    -- against two servers: `proxy` and `direct`; a proxied request names its whole URL.
+    local proxy, direct
+    after_each(function()
+      if proxy then proxy:stop(); proxy = nil end
+      if direct then direct:stop(); direct = nil end
+    end)
+
+    local function q(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+    local function request_with_env(env, url)
+      local child = [[
+        local core = require "lunamodb.core"
+        local http = core.http()
+        for _ = 1, 2 do   -- the second request reuses the handle set up by the first
+          local status, _, body = http:perform("POST", os.getenv("REQUEST_URL"), { "Content-Type: text/plain" }, "{}",
+            { connect_timeout_ms = 2000, total_timeout_ms = 5000 })
+          io.write(tostring(status), " ", tostring(body), "\n")
+        end
+      ]]
+      local vars = {}
+      for _, name in ipairs({ "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                              "ALL_PROXY", "no_proxy", "NO_PROXY" }) do
+        vars[#vars + 1] = name .. "=" .. q(env[name] or "")
+      end
+      local cmd = "env " .. table.concat(vars, " ") .. " REQUEST_URL=" .. q(url) .. " LUA_PATH=" .. q(package.path)
+        .. " LUA_CPATH=" .. q(package.cpath) .. " " .. (jit and "luajit" or "lua5.4")
+        .. " -e " .. q(child) .. " 2>&1"
+      local p = assert(io.popen(cmd))
+      local out = p:read("*a")
+      p:close()
+      return out
+    end
+
+    local function servers()
+      proxy = loopback.start{ routes = { ["*"] = { { body = "via proxy" } } } }
+      direct = loopback.start{ routes = { ["*"] = { { body = "direct" } } } }
+    end
+
+    it("goes through http_proxy, and all_proxy when http_proxy is unset or empty", function()
+      servers()
+      assert.equal("200 via proxy\n200 via proxy\n",
+        request_with_env({ http_proxy = proxy.url }, direct.url .. "/a"))
+      assert.equal("200 via proxy\n200 via proxy\n",
+        request_with_env({ http_proxy = "", all_proxy = proxy.url }, direct.url .. "/b"))
+      assert.equal("200 via proxy\n200 via proxy\n",
+        request_with_env({ ALL_PROXY = proxy.url }, direct.url .. "/c"))
+      local got = proxy:requests()
+      assert.equal(6, #got)
+      assert.equal(direct.url .. "/a", got[1].target)
+      assert.equal(direct.url .. "/c", got[6].target)
+      assert.equal(0, direct:count())
+    end)
+
+    it("never takes HTTP_PROXY for plain http (httpoxy), and honours no_proxy and NO_PROXY", function()
+      servers()
+      assert.equal("200 direct\n200 direct\n",
+        request_with_env({ HTTP_PROXY = proxy.url }, direct.url .. "/a"))
+      assert.equal("200 direct\n200 direct\n",
+        request_with_env({ http_proxy = proxy.url, no_proxy = "127.0.0.1" }, direct.url .. "/b"))
+      assert.equal("200 direct\n200 direct\n",
+        request_with_env({ all_proxy = proxy.url, NO_PROXY = "localhost,127.0.0.1" }, direct.url .. "/c"))
+      assert.equal("200 direct\n200 direct\n", request_with_env({}, direct.url .. "/d"))
+      assert.equal(0, proxy:count())
+      local got = direct:requests()
+      assert.equal(8, #got)
+      assert.equal("/a", got[1].target)
+    end)
+  end)
+
   describe("failures", function()
     it("reports a refused connection as not_sent", function()
       srv = loopback.start{ routes = {} }
