@@ -11,7 +11,6 @@
 */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lmdb_private.h"
 
