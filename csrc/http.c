@@ -999,12 +999,8 @@ static const char *env_value(const char *name) {
 ** scheme's lowercase <scheme>_proxy, then its uppercase form, except HTTP_PROXY (a CGI
 ** request can set it: "httpoxy"), then all_proxy and ALL_PROXY. */
 static const char *env_proxy(const char *url) {
-  static const char https[] = "https://";
   const char *v;
-  size_t i;
-  for (i = 0; i < sizeof https - 1 && ascii_lower((unsigned char)url[i]) == https[i]; i++)
-    ;
-  if (i == sizeof https - 1) {
+  if (strlen(url) >= 8 && name_eq(url, 8, "https://", 8)) {
     v = env_value("https_proxy");
     if (!v)
       v = env_value("HTTPS_PROXY");
