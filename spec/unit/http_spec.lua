@@ -393,6 +393,23 @@ describe("core.http", function()
       assert.equal(0, direct:count())
     end)
 
+    it("tunnels https through https_proxy or HTTPS_PROXY, and all_proxy without them", function()
+      servers()
+      -- the proxy answers CONNECT with 200 and then no TLS: each request fails after asking it
+      local url = "https://127.0.0.1:" .. direct.port .. "/a"
+      for _, env in ipairs({ { https_proxy = proxy.url }, { HTTPS_PROXY = proxy.url },
+                             { all_proxy = proxy.url } }) do
+        assert.matches("^nil ", request_with_env(env, url))
+      end
+      local got = proxy:requests()
+      assert.is_true(#got >= 3)
+      for _, r in ipairs(got) do
+        assert.equal("CONNECT", r.method)
+        assert.equal("127.0.0.1:" .. direct.port, r.target)
+      end
+      assert.equal(0, direct:count())
+    end)
+
     it("never takes HTTP_PROXY for plain http (httpoxy), and honours no_proxy and NO_PROXY", function()
       servers()
       assert.equal("200 direct\n200 direct\n",
