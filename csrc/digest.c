@@ -225,10 +225,17 @@ static const uint32_t crc_table[256] = {
 ** (a Query page is ~450 KB). Built once; crc_table stays the reference.
 ** Only for long texts: the tables are 8 KB, and on a short one (a GetItem's
 ** answer), right after the wait for it, fetching them into the cache costs
-** more than the byte loop's extra work over crc_table's 1 KB. */
+** more than the byte loop's extra work over crc_table's 1 KB. This is the
+** portable path: x86-64 CPUs with carry-less multiply take crc_clmul. */
 #define CRC_SLICING_MIN 4096
 static uint32_t crc_slices[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CRC_CLMUL 1
+#include <immintrin.h>
+static int crc_has_clmul;
+#endif
 
 static void crc_build(void) {
   int i, k;
@@ -237,30 +244,109 @@ static void crc_build(void) {
   for (i = 0; i < 256; i++)
     for (k = 1; k < 8; k++)
       crc_slices[k][i] = (crc_slices[k - 1][i] >> 8) ^ crc_table[crc_slices[k - 1][i] & 0xffu];
+#ifdef CRC_CLMUL
+  crc_has_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+#endif
 }
 
-uint32_t lmdb_crc32(uint32_t crc, const void *data, size_t len) {
+/* A byte at a time: one table load per byte, each waiting for the last (about 7 cycles a
+** byte). crc: the running (complemented) value. */
+static uint32_t crc_bytes(uint32_t crc, const unsigned char *p, size_t len) {
+  while (len--)
+    crc = crc_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
+  return crc;
+}
+
+static uint32_t crc_slicing(uint32_t crc, const unsigned char *p, size_t len) {
+  while (len >= 8) {
+    uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                         (uint32_t)p[3] << 24);
+    uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
+                  (uint32_t)p[7] << 24;
+    crc = crc_slices[7][lo & 0xffu] ^ crc_slices[6][(lo >> 8) & 0xffu] ^
+          crc_slices[5][(lo >> 16) & 0xffu] ^ crc_slices[4][lo >> 24] ^
+          crc_slices[3][hi & 0xffu] ^ crc_slices[2][(hi >> 8) & 0xffu] ^
+          crc_slices[1][(hi >> 16) & 0xffu] ^ crc_slices[0][hi >> 24];
+    p += 8;
+    len -= 8;
+  }
+  return crc_bytes(crc, p, len);
+}
+
+#ifdef CRC_CLMUL
+/* Folding by carry-less multiplication (Intel, "Fast CRC Computation for Generic
+** Polynomials Using PCLMULQDQ", 2009, with its constants for the bit-reflected
+** 0xEDB88320): four 16-byte lanes fold 64 bytes a step, then fold into one, which is
+** reduced to 64 and 32 bits and, by Barrett reduction, to the CRC. A 450-byte answer
+** takes about a tenth of the byte loop's time (whose table loads chain), and no table is
+** read. crc: the running (complemented) value; len: a multiple of 16, at least 64. */
+#define CRC_CLMUL_TARGET __attribute__((target("pclmul,sse4.1")))
+
+CRC_CLMUL_TARGET
+static inline __m128i crc_fold(__m128i x, __m128i k, __m128i data) {
+  return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00),
+                                     _mm_clmulepi64_si128(x, k, 0x11)), data);
+}
+
+CRC_CLMUL_TARGET
+static uint32_t crc_clmul(uint32_t crc, const unsigned char *p, size_t len) {
+  const __m128i k1k2 = _mm_set_epi64x(0x1c6e41596LL, 0x154442bd4LL);
+  const __m128i k3k4 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);
+  const __m128i k5 = _mm_set_epi64x(0, 0x163cd6124LL);
+  const __m128i poly = _mm_set_epi64x(0x1f7011641LL, 0x1db710641LL);  /* u', P' */
+  const __m128i low32 = _mm_setr_epi32(-1, 0, -1, 0);
+  __m128i x1, x2, x3, x4, t;
+  x1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), _mm_cvtsi32_si128((int)crc));
+  x2 = _mm_loadu_si128((const __m128i *)(p + 16));
+  x3 = _mm_loadu_si128((const __m128i *)(p + 32));
+  x4 = _mm_loadu_si128((const __m128i *)(p + 48));
+  for (p += 64, len -= 64; len >= 64; p += 64, len -= 64) {
+    x1 = crc_fold(x1, k1k2, _mm_loadu_si128((const __m128i *)p));
+    x2 = crc_fold(x2, k1k2, _mm_loadu_si128((const __m128i *)(p + 16)));
+    x3 = crc_fold(x3, k1k2, _mm_loadu_si128((const __m128i *)(p + 32)));
+    x4 = crc_fold(x4, k1k2, _mm_loadu_si128((const __m128i *)(p + 48)));
+  }
+  x1 = crc_fold(x1, k3k4, x2);
+  x1 = crc_fold(x1, k3k4, x3);
+  x1 = crc_fold(x1, k3k4, x4);
+  for (; len >= 16; p += 16, len -= 16)
+    x1 = crc_fold(x1, k3k4, _mm_loadu_si128((const __m128i *)p));
+  /* 128 bits to 64, then to 32 + 32 */
+  t = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+  x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), t);
+  t = _mm_srli_si128(x1, 4);
+  x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, low32), k5, 0x00), t);
+  /* Barrett reduction to the 32-bit remainder */
+  t = _mm_clmulepi64_si128(_mm_and_si128(x1, low32), poly, 0x10);
+  t = _mm_clmulepi64_si128(_mm_and_si128(t, low32), poly, 0x00);
+  return (uint32_t)_mm_extract_epi32(_mm_xor_si128(x1, t), 1);
+}
+#endif
+
+static uint32_t crc_any(uint32_t crc, const void *data, size_t len, int may_clmul) {
   const unsigned char *p = (const unsigned char *)data;
   /* zlib convention: the running value is kept complemented, so
   ** crc32(crc32(0, a), b) == crc32(0, a .. b) */
   crc = ~crc;
-  if (len >= CRC_SLICING_MIN && pthread_once(&crc_once, crc_build) == 0) {
-    while (len >= 8) {
-      uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                           (uint32_t)p[3] << 24);
-      uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-                    (uint32_t)p[7] << 24;
-      crc = crc_slices[7][lo & 0xffu] ^ crc_slices[6][(lo >> 8) & 0xffu] ^
-            crc_slices[5][(lo >> 16) & 0xffu] ^ crc_slices[4][lo >> 24] ^
-            crc_slices[3][hi & 0xffu] ^ crc_slices[2][(hi >> 8) & 0xffu] ^
-            crc_slices[1][(hi >> 16) & 0xffu] ^ crc_slices[0][hi >> 24];
-      p += 8;
-      len -= 8;
+  if (len >= 64 && pthread_once(&crc_once, crc_build) == 0) {
+#ifdef CRC_CLMUL
+    if (may_clmul && crc_has_clmul) {
+      size_t n = len & ~(size_t)15;
+      return ~crc_bytes(crc_clmul(crc, p, n), p + n, len - n);
     }
+#endif
+    if (len >= CRC_SLICING_MIN) return ~crc_slicing(crc, p, len);
   }
-  while (len--)
-    crc = crc_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
-  return ~crc;
+  (void)may_clmul;
+  return ~crc_bytes(crc, p, len);
+}
+
+uint32_t lmdb_crc32(uint32_t crc, const void *data, size_t len) {
+  return crc_any(crc, data, len, 1);
+}
+
+uint32_t lmdb_crc32_portable(uint32_t crc, const void *data, size_t len) {
+  return crc_any(crc, data, len, 0);
 }
 
 /* ========================================================= randomness */

@@ -111,6 +111,8 @@ int  lmdb_hmac_sha256_with(lmdb_sha256_ctx *c, const void *key, size_t klen, con
                            size_t mlen, unsigned char out[32]);
 void lmdb_hex(const unsigned char *in, size_t n, char *out);   /* out: 2n+1 */
 uint32_t lmdb_crc32(uint32_t crc, const void *data, size_t len); /* IEEE, crc=0 to start */
+/* the same without the CPU's carry-less multiply, to check one path against the other */
+uint32_t lmdb_crc32_portable(uint32_t crc, const void *data, size_t len);
 int  lmdb_random_bytes(void *out, size_t n);                    /* CSPRNG */
 int  lmdb_uuid4(char out[37]);
 void lmdb_cleanse(void *p, size_t n);                           /* OPENSSL_cleanse */
