@@ -16,6 +16,13 @@
 
 #include <pthread.h>
 
+/* CRC32 by carry-less multiply where the compiler can target it (checked on the CPU at
+** run time) */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CRC_CLMUL 1
+#include <immintrin.h>
+#endif
+
 /* ============================================================ SHA-256 */
 
 /* OpenSSL 3 looks the implementation up (under a lock) on every use of
@@ -231,10 +238,8 @@ static const uint32_t crc_table[256] = {
 static uint32_t crc_slices[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define CRC_CLMUL 1
-#include <immintrin.h>
-static int crc_has_clmul;
+#ifdef CRC_CLMUL
+static int crc_has_clmul;    /* the CPU has PCLMULQDQ and SSE4.1 (crc_build checks) */
 #endif
 
 static void crc_build(void) {
