@@ -28,6 +28,7 @@
 #define MT_POLICY   "lunamodb.retry_policy"
 #define MT_HTTP     "lunamodb.http"
 #define MT_REQUEST  "lunamodb.http_request"
+#define MT_BODY     "lunamodb.body"
 
 /* Per-lua_State scratch space, an upvalue of every module function that
 ** needs it, so two states never share buffers (OpenResty: one per worker). */
@@ -54,6 +55,37 @@ static lmdb_str opt_str(lua_State *L, int idx) {
   lmdb_str s = { NULL, 0 };
   if (!lua_isnoneornil(L, idx))
     s.ptr = luaL_checklstring(L, idx, &s.len);
+  return s;
+}
+
+/* A request body held in C memory (builder:bodies(true)): a batch's bodies, 12.5 KB for 25
+** items, never become Lua strings, which would be most of what a batch write allocates and
+** so pace the collector. sign_post and http:perform/submit read one as they read a string;
+** tostring gives its text (for transports that send strings); release frees it at once. */
+typedef struct body_ud {
+  lmdb_buf buf;
+  int released;
+} body_ud;
+
+/* The text of the string or body at idx; with optional, none or nil is an empty string
+** (ptr NULL). */
+static lmdb_str body_arg(lua_State *L, int idx, int optional) {
+  lmdb_str s = { NULL, 0 };
+  body_ud *b;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    s.ptr = lua_tolstring(L, idx, &s.len);
+    return s;
+  }
+  if (optional && lua_isnoneornil(L, idx)) return s;
+  b = (body_ud *)luaL_testudata(L, idx, MT_BODY);
+  if (b == NULL) {
+    luaL_argerror(L, idx, lua_pushfstring(L, "a string or a lunamodb.body expected (got %s)",
+                                          luaL_typename(L, idx)));
+    return s;
+  }
+  if (b->released) luaL_argerror(L, idx, "a released lunamodb.body");
+  s.ptr = b->buf.data ? b->buf.data : "";
+  s.len = b->buf.len;
   return s;
 }
 
@@ -2396,16 +2428,54 @@ static void get_entry(lua_State *L, int t, size_t i, const char *fn, const char 
                luaL_typename(L, -1));
 }
 
-/* Pushes the bodies lmdb_batch_write_next packs from e[0..n). */
+static int body_release(lua_State *L) {
+  body_ud *b = (body_ud *)check_self(L, MT_BODY);
+  lmdb_buf_free(&b->buf);
+  b->released = 1;
+  return 0;
+}
+
+static int body_tostring(lua_State *L) {
+  lmdb_str t = body_arg(L, 1, 0);
+  lua_pushlstring(L, t.ptr, t.len);
+  return 1;
+}
+
+static int body_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)body_arg(L, 1, 0).len);
+  return 1;
+}
+
+static const luaL_Reg body_methods[] = {
+  {"release", body_release},
+  {NULL, NULL}
+};
+
+/* core.is_body(v) -> whether v is a lunamodb.body. */
+static int core_is_body(lua_State *L) {
+  lua_pushboolean(L, luaL_testudata(L, 1, MT_BODY) != NULL);
+  return 1;
+}
+
+/* Pushes the bodies lmdb_batch_write_next packs from e[0..n): strings, or with as_bodies
+** lunamodb.body objects (each takes the packed buffer over: no copy). */
 static int push_write_bodies(lua_State *L, core_state *st, const lmdb_batch_write_entry *e,
-                             size_t n, const char *fn) {
+                             size_t n, const char *fn, int as_bodies) {
   lmdb_batch_pos pos = { 0, 0 };
   char err[256];
   int k = 0, rc, result;
   lua_createtable(L, (int)(n / LMDB_BATCH_WRITE_MAX + 1), 0);
   result = lua_gettop(L);
   while ((rc = lmdb_batch_write_next(e, n, &pos, &st->out, err, sizeof err)) > 0) {
-    push_buf(L, &st->out);
+    if (as_bodies) {
+      body_ud *b = (body_ud *)lua_newuserdatauv(L, sizeof *b, 0);
+      b->buf = st->out;
+      b->released = 0;
+      lmdb_buf_init(&st->out);
+      luaL_setmetatable(L, MT_BODY);
+    } else {
+      push_buf(L, &st->out);
+    }
     lua_rawseti(L, result, ++k);
   }
   release_out(st);
@@ -2435,7 +2505,7 @@ static int core_batch_write_bodies(lua_State *L) {
                             "request_json (entry[2])");
     lua_pop(L, 1);
   }
-  return push_write_bodies(L, st, e, n, fn);
+  return push_write_bodies(L, st, e, n, fn, 0);
 }
 
 /* ---------------------------------------------------------- batch builder */
@@ -2772,17 +2842,17 @@ static int builder_bodies(lua_State *L) {
   batch_builder *b = check_builder(L);
   lmdb_batch_write_entry *e;
   size_t i;
-  lua_settop(L, 1);
-  lmdb_getuservalue(L, 1);                                           /* 2: table names */
-  e = (lmdb_batch_write_entry *)new_array(L, b->n, sizeof *e, "batch_builder");   /* 3 */
+  lua_settop(L, 2);
+  lmdb_getuservalue(L, 1);                                           /* 3: table names */
+  e = (lmdb_batch_write_entry *)new_array(L, b->n, sizeof *e, "batch_builder");   /* 4 */
   for (i = 0; i < b->n; i++) {
-    lua_rawgeti(L, 2, -b->req[i].table);
-    e[i].table.ptr = lua_tolstring(L, -1, &e[i].table.len);          /* anchored in 2 */
+    lua_rawgeti(L, 3, -b->req[i].table);
+    e[i].table.ptr = lua_tolstring(L, -1, &e[i].table.len);          /* anchored in 3 */
     lua_pop(L, 1);
     e[i].request.ptr = b->data.data + b->req[i].off;
     e[i].request.len = b->req[i].len;
   }
-  return push_write_bodies(L, get_state(L), e, b->n, "batch_builder");
+  return push_write_bodies(L, get_state(L), e, b->n, "batch_builder", lua_toboolean(L, 2));
 }
 
 static const luaL_Reg builder_methods[] = {
@@ -3289,7 +3359,7 @@ static int signer_sign_post(lua_State *L) {
   check_header_safe(L, h[2].value, "target");
   req.method.ptr = "POST"; req.method.len = 4;
   req.path.ptr = "/"; req.path.len = 1;
-  req.body = check_str(L, 7);
+  req.body = body_arg(L, 7, 0);
   req.headers = h;
   req.nheaders = 3;
   req.normalize_path = 1;
@@ -3579,7 +3649,7 @@ static int http_submit(lua_State *L) {
   http_ud *u = check_http(L);
   const char *method = luaL_checkstring(L, 2);
   const char *url = luaL_checkstring(L, 3);
-  lmdb_str body = opt_str(L, 5);
+  lmdb_str body = body_arg(L, 5, 1);
   lmdb_http_opts o;
   const char *few[16], **lines = few;   /* a request has a handful of headers */
   size_t n, i;
@@ -3900,6 +3970,7 @@ static const luaL_Reg core_functions[] = {
   {"container_uri_allowed", core_container_uri_allowed},
   {"load_profile", core_load_profile},
   {"http", core_http},
+  {"is_body", core_is_body},
   {NULL, NULL}
 };
 
@@ -3943,6 +4014,11 @@ LUNAMODB_EXPORT int luaopen_lunamodb_core(lua_State *L) {
   new_class(L, MT_POLICY, policy_methods, NULL, NULL);
   new_class(L, MT_HTTP, http_methods, http_close, http_tostring);
   new_class(L, MT_REQUEST, request_methods, request_release, request_tostring);
+  new_class(L, MT_BODY, body_methods, body_release, body_tostring);
+  luaL_getmetatable(L, MT_BODY);
+  lua_pushcfunction(L, body_len);
+  lua_setfield(L, -2, "__len");
+  lua_pop(L, 1);
   luaL_newmetatable(L, MT_BATCH_BUILDER);       /* its methods: below, with upvalues */
   lua_pushcfunction(L, builder_gc);
   lua_setfield(L, -2, "__gc");

@@ -223,7 +223,7 @@ function Writer:delete(item) add(self, item, "delete", "batch:delete") end
 
 -- The operations an unprocessed BatchWriteItem body (from builder's bodies) stands for.
 local function unprocessed_ops(self, builder, body)
-  local req = json_decode(body)
+  local req = json_decode(type(body) == "string" and body or tostring(body))
   local out = {}
   for table_name, list in pairs(req and req.RequestItems or {}) do
     local info = self.infos[table_name]
@@ -245,7 +245,8 @@ function Writer:commit()
   local unprocessed, cause = {}, nil
   for _, client in ipairs(self.order or NOTHING) do
     local builder = self.groups[client]
-    local bodies = builder:bodies()
+    -- core bodies: the text stays in C memory, and is freed once sent
+    local bodies = builder:bodies(true)
     for _, body in ipairs(bodies) do
       local ok, err, left = send(client, "BatchWriteItem", "write", body, self.max_attempts)
       if not ok then cause = cause or err end
@@ -254,6 +255,7 @@ function Writer:commit()
           unprocessed[#unprocessed + 1] = op
         end
       end
+      body:release()
     end
     give_back(builder)                         -- sent: nothing below reads it
   end

@@ -23,6 +23,7 @@ local json_encode, json_decode, json_valid = core.json_encode, core.json_decode,
 local paginated, paginate_next = core.paginated, core.paginate_next
 local now_ms, monotonic_ms = core.now_ms, core.monotonic_ms
 local error_code, classify, crc32 = core.error_code, core.classify, core.crc32
+local is_body = core.is_body
 
 local M = {}
 
@@ -297,6 +298,9 @@ end
 -- Returns the decoded value, or nil, err.
 local function run(self, operation, body, decode)
   local target = TARGETS[operation]
+  -- a core body (a batch's, in C memory) goes as it is to a transport that takes one, as
+  -- its text to any other
+  if type(body) ~= "string" and not self.transport.sends_core_bodies then body = tostring(body) end
   local policy = self.policy
   local started = self.deadline_ms and monotonic_ms()
   -- The shared options serve every call without a deadline; a deadline
@@ -366,7 +370,7 @@ end
 -- response body TEXT, undecoded, or nil, err.
 function Client:call_raw(operation, body_json)
   check_operation("call_raw", operation)
-  if type(body_json) ~= "string" then
+  if type(body_json) ~= "string" and not is_body(body_json) then
     error(format("lunamodb: client:call_raw(%q): body must be a JSON string (got %s)", operation,
       type(body_json)), 2)
   end

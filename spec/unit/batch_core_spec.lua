@@ -641,4 +641,40 @@ describe("core.batch_builder", function()
       "bad argument #4 to 'add_put' (value expected)")
     assert.equal(2, #b)
   end)
+
+  it("gives its bodies as core bodies: the same text, held in C memory until released", function()
+    local b = core.batch_builder()
+    for i = 1, 30 do assert.is_true(b:put({ pk = "k" .. i, sk = i }, plan, "main")) end
+    local texts, bodies = b:bodies(), b:bodies(true)
+    assert.equal(2, #bodies)
+    for i, body in ipairs(bodies) do
+      assert.is_true(core.is_body(body))
+      assert.equal("userdata", type(body))
+      assert.equal(texts[i], tostring(body))
+      assert.equal(#texts[i], #body)
+    end
+    assert.is_false(core.is_body(texts[1]))
+    assert.is_false(core.is_body(b))
+    -- what reads a body reads it as its text
+    local signer = core.signer()
+    signer:set_credentials("AKID", "SECRET")
+    assert.same({ signer:sign_post("us-east-1", "dynamodb", 1700000000, "h", "T", texts[1]) },
+      { signer:sign_post("us-east-1", "dynamodb", 1700000000, "h", "T", bodies[1]) })
+    assert.are_not.same({ signer:sign_post("us-east-1", "dynamodb", 1700000000, "h", "T", texts[1]) },
+      { signer:sign_post("us-east-1", "dynamodb", 1700000000, "h", "T", bodies[2]) })
+    -- released: its memory goes at once, and any later use is refused
+    bodies[1]:release()
+    bodies[1]:release()                                       -- twice is harmless
+    local ok, err = pcall(tostring, bodies[1])
+    assert.is_false(ok)
+    assert.matches("a released lunamodb.body", err, 1, true)
+    ok, err = pcall(signer.sign_post, signer, "us-east-1", "dynamodb", 1700000000, "h", "T",
+      bodies[1])
+    assert.is_false(ok)
+    assert.matches("a released lunamodb.body", err, 1, true)
+    ok, err = pcall(signer.sign_post, signer, "us-east-1", "dynamodb", 1700000000, "h", "T", {})
+    assert.is_false(ok)
+    assert.matches("a string or a lunamodb.body expected (got table)", err, 1, true)
+    assert.equal(texts[2], tostring(bodies[2]))
+  end)
 end)

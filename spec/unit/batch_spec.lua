@@ -124,6 +124,47 @@ describe("batch_write requests", function()
     assert.equal(5000, batch.CAP_MS)
   end)
 
+  it("hands its bodies to a transport of the caller's own as strings (the curl transport takes "
+    .. "them as core bodies), and retries with the unprocessed text", function()
+    local seen = {}
+    local transport = {
+      send = function(_, _, _, _, body)
+        seen[#seen + 1] = body
+        -- the first answer leaves the second put unprocessed
+        local left = #seen == 1 and json_encode{ UnprocessedItems = { users = { put(2) } } }
+          or '{"UnprocessedItems":{}}'
+        return 200, {}, left
+      end,
+      sleep = function() end,
+      close = function() end,
+    }
+    local client = lunamodb.Client.new{ region = "us-east-1", host = "http://127.0.0.1:9",
+      access_key_id = "AKID", secret_access_key = "SECRET", transport = transport }
+    local User = lunamodb.Model{ name = "User", table_name = "users", client = client,
+      attributes = { id = A.Unicode{ hash_key = true }, n = A.Number{} } }
+    local items = users(User, 1, 2)
+    assert.is_true(User:batch_write(function(b) for _, u in ipairs(items) do b:save(u) end end))
+    assert.equal(2, #seen)
+    assert.equal("string", type(seen[1]))
+    assert.same({ RequestItems = { users = { put(1), put(2) } } }, json_decode(seen[1]))
+    assert.same({ RequestItems = { users = { put(2) } } }, json_decode(seen[2]))
+    assert.is_nil(transport.sends_core_bodies)
+    assert.is_true(require("lunamodb.transport.curl").new().sends_core_bodies)
+    -- a transport that takes core bodies gets them, and each is released once sent
+    local held = {}
+    transport.sends_core_bodies = true
+    transport.send = function(_, _, _, _, body)
+      held[#held + 1] = { body = body, core = core.is_body(body), text = tostring(body) }
+      return 200, {}, '{"UnprocessedItems":{}}'
+    end
+    items = users(User, 3, 4)
+    assert.is_true(User:batch_write(function(b) for _, u in ipairs(items) do b:save(u) end end))
+    assert.equal(1, #held)
+    assert.is_true(held[1].core)
+    assert.same({ RequestItems = { users = { put(3), put(4) } } }, json_decode(held[1].text))
+    assert.is_false((pcall(tostring, held[1].body)))
+  end)
+
   it("60 saves and 1 delete: 3 calls of 25, 25 and 11 requests, in call order (§6.8)", function()
     local User = user_model(start{ OK })
     local items = users(User, 1, 60)

@@ -188,6 +188,27 @@ describe("core.http", function()
       assert.equal("yes", headers["x-final"])
     end)
 
+    it("sends a core body (lunamodb.body) as the bytes of its text, through perform and submit", function()
+      srv = loopback.start{ routes = { ["POST /"] = { { body = "{}" }, { body = "{}" } } } }
+      local b = core.batch_builder()
+      assert.is_true(b:add("t", '{"DeleteRequest":{"Key":{"k":{"S":"x y"}}}}', '{"k":{"S":"x y"}}',
+        {}, "delete"))
+      local text, body = b:bodies()[1], b:bodies(true)[1]
+      assert.equal(200, (http:perform("POST", srv.url .. "/", HEADERS, body)))
+      assert.equal(200, (fetch(http, "POST", srv.url .. "/", HEADERS, body):result()))
+      local got = srv:requests()
+      assert.equal(2, #got)
+      for _, r in ipairs(got) do
+        assert.equal(text, r.body)
+        assert.equal(tostring(#text), r.headers["content-length"])
+      end
+      -- the request holds its own copy: the body can go as soon as it is submitted
+      body:release()
+      local ok, err = pcall(http.perform, http, "POST", srv.url .. "/", HEADERS, body)
+      assert.is_false(ok)
+      assert.matches("a released lunamodb.body", err, 1, true)
+    end)
+
     it("perform submits, waits and reads in one call, as submit, poll and result do", function()
       srv = loopback.start{ routes = { ["POST /"] = {
         { status = 200, body = '{"a":1}', crc32 = true, headers = { ["X-Other"] = "o" } },

@@ -8,6 +8,8 @@
 -- Transport interface (what the client and the scheduler use):
 --   transport:send(method, url, headers, body, opts)
 --       -> status, headers, body | nil, net, message
+--                              body sent: a string, or a core body (lunamodb.body) when
+--                              the transport sets sends_core_bodies (this one does)
 --                              headers: lowercase name -> value; when opts.response_headers
 --                              lists the (lowercase) names the caller reads, a transport
 --                              may return only those (this one does)
@@ -30,6 +32,8 @@ local M = {}
 local Transport = {}
 Transport.__index = Transport
 Transport.__name = "lunamodb.transport.curl"
+-- send takes a core body (lunamodb.body) as well as a string: the core reads either
+Transport.sends_core_bodies = true
 
 function M.new()
   return setmetatable({ http = core.http() }, Transport)
