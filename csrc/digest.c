@@ -228,13 +228,12 @@ static const uint32_t crc_table[256] = {
 };
 
 /* Slicing-by-8 (Intel's method): eight bytes per step with eight tables
-** derived from crc_table, about five times faster than a byte at a time
-** (a Query page is ~450 KB). Built once; crc_table stays the reference.
-** Only for long texts: the tables are 8 KB, and on a short one (a GetItem's
-** answer), right after the wait for it, fetching them into the cache costs
-** more than the byte loop's extra work over crc_table's 1 KB. This is the
-** portable path: x86-64 CPUs with carry-less multiply take crc_clmul. */
-#define CRC_SLICING_MIN 4096
+** derived from crc_table. Built once; crc_table stays the reference. This is
+** the portable path (x86-64 CPUs with carry-less multiply take crc_clmul from
+** 64 bytes on), and it is worth its 8 KB of tables even on a short text: a
+** 466-byte answer took 290 ns against the byte loop's 1,340 ns, and 1,130 ns
+** against 1,780 ns with the cache emptied before each call. */
+#define CRC_SLICING_MIN 16
 static uint32_t crc_slices[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
@@ -333,14 +332,14 @@ static uint32_t crc_any(uint32_t crc, const void *data, size_t len, int may_clmu
   /* zlib convention: the running value is kept complemented, so
   ** crc32(crc32(0, a), b) == crc32(0, a .. b) */
   crc = ~crc;
-  if (len >= 64 && pthread_once(&crc_once, crc_build) == 0) {
+  if (len >= CRC_SLICING_MIN && pthread_once(&crc_once, crc_build) == 0) {
 #ifdef CRC_CLMUL
-    if (may_clmul && crc_has_clmul) {
+    if (may_clmul && crc_has_clmul && len >= 64) {
       size_t n = len & ~(size_t)15;
       return ~crc_bytes(crc_clmul(crc, p, n), p + n, len - n);
     }
 #endif
-    if (len >= CRC_SLICING_MIN) return ~crc_slicing(crc, p, len);
+    return ~crc_slicing(crc, p, len);
   }
   (void)may_clmul;
   return ~crc_bytes(crc, p, len);

@@ -8,7 +8,7 @@ describe("core digests", function()
     assert.equal(0, core.crc32(""))
     assert.equal(core.crc32(string.rep("x", 100000)), core.crc32(string.rep("x", 100000)))
     -- both paths (carry-less multiply where the CPU has it, 16 bytes a step from 64 bytes
-    -- on; the tables otherwise, 8 bytes a step from 4 KB on) against a bit-by-bit
+    -- on; the tables otherwise, 8 bytes a step from 16 bytes on) against a bit-by-bit
     -- reference, at every alignment and at the lengths around their steps and thresholds
     -- (loaded from text: LuaJIT cannot parse 5.4's bit operators)
     local reference = _VERSION == "Lua 5.4" and load([[
