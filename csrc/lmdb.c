@@ -2675,16 +2675,17 @@ static int builder_put(lua_State *L) {
 }
 
 /*
-** core.batch_saver(add, duplicate, item_state, whole) -> save(batch, item): batch:save, whose
+** core.batch_saver(add, duplicate, item_state) -> save(batch, item): batch:save, whose
 ** common case (a whole item of a class the batch has seen, which the encoder takes) runs
 ** here without a Lua call. batch[1] maps an item metatable to its target { builder, plan,
-** table_name }; item_state[item] must be nil or whole. Anything else goes to
+** table_name }; item_state[item] must be nil (a whole item with nothing aside has no
+** entry). Anything else goes to
 ** add(batch, item, "save", "batch:save"[, true when the encoder declined the item]); a
 ** second write of one item to duplicate("batch:save", 2). Both are called from here, as the
 ** Lua batch:save called them, so the levels of the errors they raise still name the user's
 ** line.
 */
-enum { SAVE_ADD = 4, SAVE_DUPLICATE, SAVE_ITEM_STATE, SAVE_WHOLE, SAVE_BUILDER_MT };
+enum { SAVE_ADD = 4, SAVE_DUPLICATE, SAVE_ITEM_STATE, SAVE_BUILDER_MT };
 
 static int batch_save(lua_State *L) {
   int declined = 0;
@@ -2698,7 +2699,7 @@ static int batch_save(lua_State *L) {
     if (lua_istable(L, 4)) {
       lua_pushvalue(L, 2);
       lua_rawget(L, lua_upvalueindex(SAVE_ITEM_STATE));                    /* 5: state */
-      if (lua_isnil(L, 5) || lua_rawequal(L, 5, lua_upvalueindex(SAVE_WHOLE))) {
+      if (lua_isnil(L, 5)) {
         batch_builder *b;
         int r;
         lua_rawgeti(L, 4, 1);                                              /* 6: builder */
@@ -2735,14 +2736,13 @@ static int core_batch_saver(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   luaL_checktype(L, 3, LUA_TTABLE);
-  luaL_checkany(L, 4);
-  lua_settop(L, 4);
+  lua_settop(L, 3);
   for (i = 1; i <= 3; i++)                      /* the module's upvalues, as every encoder */
     lua_pushvalue(L, lua_upvalueindex(i));
-  for (i = 1; i <= 4; i++)
+  for (i = 1; i <= 3; i++)
     lua_pushvalue(L, i);
   luaL_getmetatable(L, MT_BATCH_BUILDER);
-  lua_pushcclosure(L, batch_save, 8);
+  lua_pushcclosure(L, batch_save, 7);
   return 1;
 }
 
@@ -3048,7 +3048,9 @@ static int core_hmac_sha256(lua_State *L) {
 ** multiply, so the specs can check each path against the other. */
 static int core_crc32(lua_State *L) {
   lmdb_str s = check_str(L, 1);
-  push_int64(L, (int64_t)(lua_toboolean(L, 2) ? lmdb_crc32_portable : lmdb_crc32)(0, s.ptr, s.len));
+  uint32_t (*crc32)(uint32_t, const void *, size_t) =
+    lua_toboolean(L, 2) ? lmdb_crc32_portable : lmdb_crc32;
+  push_int64(L, (int64_t)crc32(0, s.ptr, s.len));
   return 1;
 }
 

@@ -115,7 +115,7 @@ uint32_t lmdb_crc32(uint32_t crc, const void *data, size_t len); /* IEEE, crc=0 
 uint32_t lmdb_crc32_portable(uint32_t crc, const void *data, size_t len);
 int  lmdb_random_bytes(void *out, size_t n);                    /* CSPRNG */
 int  lmdb_uuid4(char out[37]);
-void lmdb_cleanse(void *p, size_t n);                           /* OPENSSL_cleanse */
+void lmdb_cleanse(void *p, size_t n);                           /* a memset kept */
 
 /* --------------------------------------------------------- base64.c */
 

@@ -169,7 +169,7 @@ end
 
 local classes, class_of = I.classes, model.class_of
 local put_whole, put_item_text = I.put_whole, I.put_item_text
-local item_state, WHOLE = I.item_state, I.WHOLE
+local item_state = I.item_state
 local encode_key_json = A.encode_key_json
 
 -- DynamoDB refuses two writes of one item in a batch: the builder does not queue the second.
@@ -218,12 +218,12 @@ end
 -- whole item of a class already seen goes straight to its encoder; anything else, and any
 -- item the encoder does not take, through add (which it calls as this file would, so add
 -- raises at the user's line).
-Writer.save = core.batch_saver(add, duplicate, item_state, WHOLE)
+Writer.save = core.batch_saver(add, duplicate, item_state)
 function Writer:delete(item) add(self, item, "delete", "batch:delete") end
 
 -- The operations an unprocessed BatchWriteItem body (from builder's bodies) stands for.
 local function unprocessed_ops(self, builder, body)
-  local req = json_decode(type(body) == "string" and body or tostring(body))
+  local req = json_decode(tostring(body))                -- a core body or a string
   local out = {}
   for table_name, list in pairs(req and req.RequestItems or {}) do
     local info = self.infos[table_name]

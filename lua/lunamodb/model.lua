@@ -1707,7 +1707,7 @@ M._internal = {
   classes = classes, item_data = item_data, class_data = class_data, client_of = client_of,
   key_of = key_of, load_item = load_item, save_request = save_request,
   load_values = load_values, response_decoder = response_decoder, put_whole = put_whole,
-  item_state = item_state, WHOLE = WHOLE,
+  item_state = item_state,
   put_item_text = put_item_text,
   update_request = update_request, delete_request = delete_request,
   check_call_options = check_call_options, set_of = set_of, with_keys = with_keys,
