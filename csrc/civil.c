@@ -1,7 +1,8 @@
 /*
 ** civil.c -- calendar arithmetic on the proleptic Gregorian calendar (Howard Hinnant's
-** algorithms), without timegm() or gmtime(): HTTP dates (retry.c) and DynamoDB's UTC
-** datetimes (lmdb.c's item codecs) both count days from 1970-01-01 this way.
+** algorithms), without timegm() or gmtime(): HTTP dates (retry.c), DynamoDB's UTC
+** datetimes (lmdb.c's item codecs) and SigV4's X-Amz-Date (sigv4.c) all count days from
+** 1970-01-01 this way.
 */
 #include "lmdb_private.h"
 
@@ -39,4 +40,10 @@ void lmdb_civil_from_days(int64_t z, int *y, int *m, int *d) {
   *d = (int)(doy - (153 * mp + 2) / 5 + 1);
   *m = (int)(mp < 10 ? mp + 3 : mp - 9);
   *y = (int)(yy + (*m <= 2));
+}
+
+int64_t lmdb_days_from_epoch(int64_t epoch_s, int64_t *sec_of_day) {
+  int64_t days = (epoch_s >= 0 ? epoch_s : epoch_s - 86399) / 86400;   /* floor */
+  *sec_of_day = epoch_s - days * 86400;
+  return days;
 }

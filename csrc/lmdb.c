@@ -1697,8 +1697,7 @@ static int enc_datetime(item_encoder *ie, int idx) {
   usec = (lua_Integer)lua_tonumber(L, -1);
   lua_pop(L, 2);
   if (usec < 0 || usec > 999999) return 0;
-  days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400);
-  rem = sec - days * 86400;
+  days = lmdb_days_from_epoch(sec, &rem);
   lmdb_civil_from_days(days, &y, &mo, &d);
   if (y < 1 || y > 9999) return 0;
   /* "YYYY-MM-DDTHH:MM:SS.ffffff+0000"}, in place (see enc_number) */

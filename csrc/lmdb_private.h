@@ -433,6 +433,8 @@ int     lmdb_days_in_month(int64_t y, int m);
 /* Days from 1970-01-01 to y-m-d (m 1-12), and back. */
 int64_t lmdb_days_from_civil(int64_t y, int m, int d);
 void    lmdb_civil_from_days(int64_t days, int *y, int *m, int *d);
+/* The day of epoch_s (days since 1970-01-01, rounded down) and its second of that day. */
+int64_t lmdb_days_from_epoch(int64_t epoch_s, int64_t *sec_of_day);
 
 /* ---------------------------------------------------------- retry.c */
 

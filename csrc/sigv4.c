@@ -577,8 +577,7 @@ static void put_digits(char *o, int v, int width) {
 /* "YYYYMMDDTHHMMSSZ" in UTC, by civil.c's arithmetic: never the local zone, and no libc
 ** time zone code on a request's path. Years outside 0..9999 do not fit the format. */
 static int format_amz_date(int64_t epoch_s, char out[17]) {
-  int64_t days = (epoch_s >= 0 ? epoch_s : epoch_s - 86399) / 86400;
-  int64_t secs = epoch_s - days * 86400;
+  int64_t secs, days = lmdb_days_from_epoch(epoch_s, &secs);
   int y, mo, d;
   if (epoch_s < -62167219200LL || epoch_s > 253402300799LL)   /* years 0 to 9999 */
     return -1;
